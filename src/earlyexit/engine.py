@@ -34,6 +34,8 @@ from moto.stepfunctions.parser.api import (
     ExecutionStatus,
     HistoryEventType,
 )
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -102,7 +104,73 @@ def install() -> None:
         _install_stop_execution()
         _install_status_after_output()
         _install_wait_time_scale()
+        _install_client_cache()
+        _install_states_errors_from_branches()
         _installed = True
+
+
+# --------------------------------------------------------------------------------------
+# States.* errors. On AWS a branch that fails with a States.* error (States.Timeout,
+# States.QueryEvaluationError, ...) fails the Parallel with that error, and SendTaskFailure
+# may name one; moto refused any "States." name there and reported States.Runtime instead,
+# which a Catch for the real error misses.
+
+
+class _ReportedErrorName(ErrorName):
+    """An error name reported by a branch or a callback, kept as it is."""
+
+
+def _reported_error_name(error_name: str | None) -> ErrorName:
+    if error_name is not None and error_name.startswith("States."):
+        try:
+            return StatesErrorName.from_name(error_name)
+        except ValueError:
+            return _ReportedErrorName(error_name)
+    return CustomErrorName(error_name=error_name)
+
+
+def _install_states_errors_from_branches() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+
+    branches_decl.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
+    state_task_service_callback.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
+
+
+# --------------------------------------------------------------------------------------
+# Service clients. moto's interpreter builds a new boto3 client for every service call
+# (tens of milliseconds, more under load); boto3 clients are thread-safe, so reuse them.
+# Performance only: what the calls do is unchanged.
+
+
+def _install_client_cache() -> None:
+    import sys
+
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: F401 - imports every integration
+        state_task_service_factory,
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    cache: dict[tuple[str, str, str | None], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:
+            return original(region=region, service=service, state_credentials=state_credentials)
+        key = (region, service, None if botocore_stubber.enabled else moto_server_port())
+        with lock:
+            if key not in cache:
+                cache[key] = original(region=region, service=service)
+            return cache[key]
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------
@@ -347,14 +415,20 @@ def _owned_endpoints(env: Environment) -> set[CallbackEndpoint]:
     return endpoints
 
 
-class _DiscardedEvents:
-    """The event log of a stopped branch: AWS records nothing more from it."""
+class _StoppedEvents:
+    """The event log of a stopped execution or branch: AWS records nothing more from it
+    (a stopped execution only its ExecutionAborted event)."""
+
+    def __init__(self, log: Any, keep: frozenset[HistoryEventType]) -> None:
+        self._log = log
+        self._keep = keep
 
     def add_event(self, *args: Any, **kwargs: Any) -> int:
-        return 0
+        event_type = kwargs.get("event_type", args[1] if len(args) > 1 else None)
+        return self._log.add_event(*args, **kwargs) if event_type in self._keep else 0
 
-
-_DISCARDED_EVENTS = _DiscardedEvents()
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
 
 
 def _on_frame_terminated(env: Environment) -> None:
@@ -395,9 +469,12 @@ def _install_callback_tokens() -> None:
 
         def terminate(self: Environment, *args: Any, _original: Callable[..., Any] = original,
                       _stopping: bool = terminal == "set_stop", **kwargs: Any) -> None:
+            if isinstance(self._program_state, ProgramStopped):  # noqa: SLF001 - stopped is final
+                return
             _original(self, *args, **kwargs)
-            if _stopping and self.is_frame() and isinstance(self._program_state, ProgramStopped):  # noqa: SLF001
-                self.event_manager = _DISCARDED_EVENTS  # type: ignore[assignment]
+            if _stopping and isinstance(self._program_state, ProgramStopped):  # noqa: SLF001
+                keep = frozenset() if self.is_frame() else frozenset({HistoryEventType.ExecutionAborted})
+                self.event_manager = _StoppedEvents(self.event_manager, keep)  # type: ignore[assignment]
             _on_frame_terminated(self)
 
         setattr(Environment, terminal, terminate)

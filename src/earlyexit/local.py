@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
+from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
@@ -141,8 +142,11 @@ class _Deployment:
                 # What `sam package` does: the local file becomes an S3 location.
                 props["DefinitionUri"] = f"s3://{_LOCAL_BUCKET}/{uri}"
         session = boto3.Session(region_name=self.cloud.region)
-        return Translator(None, Parser(), boto_session=session).translate(
+        metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+        translated = Translator(None, Parser(), metrics=metrics, boto_session=session).translate(
             template, dict(self.parameter_values), get_managed_policy_map=lambda: {})
+        metrics.publish()
+        return translated
 
     def parameters(self, template: dict[str, Any]) -> dict[str, str]:
         declared = template.get("Parameters", {})

@@ -1,0 +1,5 @@
+"""`python -m earlyexit` is the `earlyexit` command."""
+
+from earlyexit.cli import run
+
+run()

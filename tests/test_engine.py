@@ -1,0 +1,384 @@
+"""The embedded engine behaves as AWS Step Functions does on the points the patterns rely on.
+
+Each test shows one AWS behaviour that moto 5.2.5's interpreter gets wrong without the fix
+in ``earlyexit.engine`` (see ../shared/notes/moto-sfn-fidelity.md). They use small state
+machines of their own, so a moto upgrade that changes these internals fails here first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from earlyexit import engine
+from earlyexit.engine import evaluate_jsonata
+from earlyexit.local import Cloud
+
+pytestmark = pytest.mark.engine
+
+ASK = {
+    "Type": "Task",
+    "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
+    "Arguments": {"Entries": [{"Source": "engine-test", "DetailType": "Ask",
+                               "Detail": {"token": "{% $states.context.Task.Token %}"}}]},
+}
+
+
+@pytest.fixture(scope="module")
+def role_arn(cloud: Cloud) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    return cloud.client("iam").create_role(RoleName=f"engine-test-{uuid.uuid4().hex[:8]}",
+                                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+@pytest.fixture
+def machine(sfn: Any, role_arn: str):
+    def create(states: dict[str, Any], start_at: str) -> str:
+        definition = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states}
+        return sfn.create_state_machine(name=f"engine-test-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
+                                        definition=json.dumps(definition))["stateMachineArn"]
+    return create
+
+
+def finished(sfn: Any, execution_arn: str, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.01)
+
+
+def events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+
+def task_tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        details = [json.loads(e["taskScheduledEventDetails"]["parameters"])["Entries"][0]["Detail"]
+                   for e in events(sfn, execution_arn) if e["type"] == "TaskScheduled"]
+        tokens = [(json.loads(d) if isinstance(d, str) else d)["token"] for d in details]
+        if len(tokens) >= count or time.monotonic() > deadline:
+            return tokens
+        time.sleep(0.01)
+
+
+def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(error.value.response["Error"]["Code"])
+
+
+@pytest.fixture
+def waiting_then_cancelled(machine: Any) -> str:
+    """Flow A waits for a callback; flow B fails after 1 s, ending the Parallel; then a 2 s Wait."""
+    return machine({
+        "Race": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "Wait for callback", "States": {"Wait for callback": {**ASK, "End": True}}},
+                {"StartAt": "Let it ask", "States": {
+                    "Let it ask": {"Type": "Wait", "Seconds": 1, "Next": "Finish first"},
+                    "Finish first": {"Type": "Fail", "Error": "Done"}}},
+            ],
+            "Catch": [{"ErrorEquals": ["Done"], "Next": "Still running"}],
+            "End": True,
+        },
+        "Still running": {"Type": "Wait", "Seconds": 2, "End": True},
+    }, "Race")
+
+
+# -- JSONata -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("$count($distinct(['a', 'b', 'a']))", 2),
+    ("$count($filter(['a', ' ', ''], function($v) { $length($trim($v)) > 0 }))", 1),
+    ("$type({}) = 'object' and $type([]) = 'array' and $type(null) = 'null'", True),
+    ("3.0 = $floor(3.0)", True),
+    ("$substringBefore('EventBridge.FailedEntry', '.') in ['EventBridge', 'States']", True),
+    ("$append([], $filter(['c', 'a', 'b'], function($v) { $v in ['a', 'b'] }))", ["a", "b"]),
+    ("$append([], $filter(['c'], function($v) { $v in ['a'] }))", []),
+    ("$string({'outcome': 'APPROVED', 'decidedBy': null, 'approvals': []})",
+     '{"outcome":"APPROVED","decidedBy":null,"approvals":[]}'),
+    ("$parse('{\"a\": [1]}').a", [1]),
+])
+def test_jsonata_functions_the_patterns_use_evaluate_as_on_aws(expression: str, expected: Any) -> None:
+    assert evaluate_jsonata(expression) == expected
+
+
+def test_jsonata_millis_is_the_evaluation_time_in_milliseconds() -> None:
+    before = time.time() * 1000
+    assert before - 1000 <= evaluate_jsonata("$millis()") <= time.time() * 1000 + 1000
+
+
+def test_jsonata_uuid_is_a_fresh_uuid() -> None:
+    first, second = evaluate_jsonata("$uuid()"), evaluate_jsonata("$uuid()")
+    assert uuid.UUID(first) and first != second
+
+
+def test_string_variables_with_quotes_reach_expressions_unchanged(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Keep": {"Type": "Pass", "Assign": {"name": "{% $states.input.name %}"}, "Next": "Show"},
+        "Show": {"Type": "Pass", "Output": "{% {'name': $name, 'length': $length($name)} %}", "End": True},
+    }, "Keep")
+    name = 'O\'Brien "the \\ approver"'
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"name": name}))["executionArn"]
+    described = finished(sfn, execution)
+    assert json.loads(described["output"]) == {"name": name, "length": len(name)}
+
+
+def test_choice_assign_and_outer_variables_are_readable_in_parallel_branches(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Check": {"Type": "Choice", "Assign": {"who": "{% $states.input.who %}"},
+                  "Choices": [{"Condition": "{% $states.input.who = '' %}", "Assign": {"why": "empty"}, "Next": "Bad"}],
+                  "Default": "Fan out"},
+        "Bad": {"Type": "Fail", "Error": "InvalidInput", "Cause": "{% $why %}"},
+        "Fan out": {"Type": "Parallel", "Branches": [
+            {"StartAt": "Greet", "States": {"Greet": {"Type": "Pass", "Output": "{% 'hi ' & $who %}", "End": True}}}],
+            "End": True},
+    }, "Check")
+    good = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"who": "ann"}))["executionArn"]
+    bad = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"who": ""}))["executionArn"]
+    assert json.loads(finished(sfn, good)["output"]) == ["hi ann"]
+    assert (finished(sfn, bad)["error"], finished(sfn, bad)["cause"]) == ("InvalidInput", "empty")
+
+
+def test_undefined_jsonata_result_fails_with_query_evaluation_error(sfn: Any, machine: Any) -> None:
+    arn = machine({"Read": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}}, "Read")
+    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.QueryEvaluationError")
+
+
+def test_states_error_from_a_branch_reaches_the_parallel_catch_unchanged(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Race": {"Type": "Parallel", "Branches": [
+            {"StartAt": "Broken", "States": {"Broken": {"Type": "Pass", "Output": "{% $states.input.nope %}",
+                                                        "End": True}}}],
+            "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Caught"}], "End": True},
+        "Caught": {"Type": "Succeed"},
+    }, "Race")
+    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+
+
+# -- executions ------------------------------------------------------------------------------
+
+
+def test_unnamed_executions_get_distinct_uuid_names(sfn: Any, machine: Any) -> None:
+    arn = machine({"Done": {"Type": "Succeed"}}, "Done")
+    first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    assert first != second
+    assert uuid.UUID(first.rsplit(":", 1)[1]) and uuid.UUID(second.rsplit(":", 1)[1])
+
+
+def test_invalid_execution_input_is_refused_with_invalid_execution_input(sfn: Any, machine: Any) -> None:
+    arn = machine({"Done": {"Type": "Succeed"}}, "Done")
+    with pytest.raises(ClientError) as error:
+        sfn.start_execution(stateMachineArn=arn, input="{not json")
+    assert error_code(error) == "InvalidExecutionInput"
+
+
+def test_succeeded_status_is_never_reported_without_its_output(sfn: Any, machine: Any) -> None:
+    arn = machine({"Echo": {"Type": "Pass", "Output": "{% {'n': $states.input.n} %}", "End": True}}, "Echo")
+    executions = [sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": n}))["executionArn"]
+                  for n in range(40)]
+    seen_without_output = []
+    pending = set(executions)
+    while pending:
+        for execution in list(pending):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] == "SUCCEEDED":
+                if "output" not in described:
+                    seen_without_output.append(execution)
+                pending.discard(execution)
+    assert seen_without_output == []
+
+
+# -- task tokens -----------------------------------------------------------------------------
+
+
+def test_token_of_a_flow_stopped_by_the_early_exit_is_refused_while_the_execution_runs(
+        sfn: Any, waiting_then_cancelled: str) -> None:
+    execution = sfn.start_execution(stateMachineArn=waiting_then_cancelled)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    deadline = time.monotonic() + 5
+    while not any(e["type"] == "ParallelStateExited" for e in events(sfn, execution)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=token, output="{}")
+    assert error_code(error) == "TaskTimedOut"
+    finished(sfn, execution)
+    after_exit = [e["type"] for e in events(sfn, execution)]
+    after_exit = after_exit[after_exit.index("ParallelStateExited"):]
+    assert not any(t.startswith("Task") for t in after_exit), after_exit
+
+
+def test_flows_stopped_by_the_early_exit_release_their_waiting_threads(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Race": {"Type": "Parallel", "Branches": [
+            {"StartAt": "Wait for callback", "States": {"Wait for callback": {**ASK, "End": True}}},
+            {"StartAt": "Finish first", "States": {"Finish first": {"Type": "Fail", "Error": "Done"}}}],
+            "Catch": [{"ErrorEquals": ["Done"], "Next": "Done"}], "End": True},
+        "Done": {"Type": "Succeed"},
+    }, "Race")
+    time.sleep(0.2)
+    baseline = threading.active_count()
+    executions = [sfn.start_execution(stateMachineArn=arn)["executionArn"] for _ in range(10)]
+    for execution in executions:
+        assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    deadline = time.monotonic() + 5
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= baseline
+
+
+def test_late_token_after_the_execution_ended_is_refused_with_task_timed_out(
+        sfn: Any, waiting_then_cancelled: str) -> None:
+    execution = sfn.start_execution(stateMachineArn=waiting_then_cancelled)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=token, output="{}")
+    assert error_code(error) == "TaskTimedOut"
+
+
+def test_second_answer_on_one_token_is_refused_and_the_first_counts(sfn: Any, machine: Any) -> None:
+    arn = machine({"Ask": {**ASK, "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    sfn.send_task_success(taskToken=token, output=json.dumps({"answer": 1}))
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=token, output=json.dumps({"answer": 2}))
+    assert error_code(error) == "TaskTimedOut"
+    assert json.loads(finished(sfn, execution)["output"]) == {"answer": 1}
+
+
+def test_unknown_token_is_refused_with_invalid_token(sfn: Any) -> None:
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=str(uuid.uuid4()), output="{}")
+    assert error_code(error) == "InvalidToken"
+
+
+def test_send_task_failure_passes_error_and_cause_to_the_catch(sfn: Any, machine: Any) -> None:
+    arn = machine({"Ask": {**ASK, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}], "End": True},
+                   "Failed": {"Type": "Pass", "Output": "{% $states.input %}", "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    sfn.send_task_failure(taskToken=token, error="Declined", cause="no budget")
+    assert json.loads(finished(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "no budget"}
+
+
+def test_decisions_are_accepted_while_other_executions_are_starting(sfn: Any, machine: Any) -> None:
+    asking = machine({"Ask": {**ASK, "End": True}}, "Ask")
+    idle = machine({"Done": {"Type": "Succeed"}}, "Done")
+    executions = [sfn.start_execution(stateMachineArn=asking)["executionArn"] for _ in range(30)]
+    tokens = [task_tokens(sfn, e, 1)[0] for e in executions]
+    stop = threading.Event()
+
+    def keep_starting() -> None:
+        while not stop.is_set():
+            sfn.start_execution(stateMachineArn=idle)
+
+    starter = threading.Thread(target=keep_starting)
+    starter.start()
+    try:
+        for token in tokens:
+            sfn.send_task_success(taskToken=token, output="{}")
+    finally:
+        stop.set()
+        starter.join()
+    assert {finished(sfn, e)["status"] for e in executions} == {"SUCCEEDED"}
+
+
+# -- StopExecution --------------------------------------------------------------------------
+
+
+def test_stop_execution_aborts_a_callback_wait_at_once_with_error_and_cause(sfn: Any, machine: Any) -> None:
+    arn = machine({"Ask": {**ASK, "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    stopped = sfn.stop_execution(executionArn=execution, error="Withdrawn", cause="request cancelled")
+    described = sfn.describe_execution(executionArn=execution)
+    assert stopped["stopDate"] is not None
+    assert (described["status"], described["error"], described["cause"]) == (
+        "ABORTED", "Withdrawn", "request cancelled")
+    assert described["stopDate"] == stopped["stopDate"]
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=token, output="{}")
+    assert error_code(error) == "TaskTimedOut"
+    deadline = time.monotonic() + 5
+    while events(sfn, execution)[-1]["type"] != "ExecutionAborted" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events(sfn, execution)[-1]["type"] == "ExecutionAborted"
+
+
+# -- DynamoDB ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_thread_switching() -> Iterator[None]:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_concurrent_add_to_one_string_set_loses_no_update(cloud: Cloud, fast_thread_switching: None) -> None:
+    ddb = cloud.client("dynamodb")
+    table = f"engine-test-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+
+    def add(item: int, member: str) -> list[str]:
+        response = ddb.update_item(TableName=table, Key={"id": {"S": str(item)}}, UpdateExpression="ADD members :m",
+                                   ExpressionAttributeValues={":m": {"SS": [member]}}, ReturnValues="ALL_NEW")
+        return response["Attributes"]["members"]["SS"]
+
+    rounds = 40
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        returned = list(pool.map(add, [i for i in range(rounds) for _ in range(3)],
+                                 [m for _ in range(rounds) for m in ("a", "b", "c")]))
+    for item in range(rounds):
+        stored = ddb.get_item(TableName=table, Key={"id": {"S": str(item)}}, ConsistentRead=True)["Item"]
+        assert sorted(stored["members"]["SS"]) == ["a", "b", "c"]
+        sizes = sorted(len(r) for r in returned[item * 3:item * 3 + 3])
+        assert sizes == [1, 2, 3], "each ADD returns the set as it stood right after it"
+
+
+# -- wait-time scale --------------------------------------------------------------------------
+
+
+def test_wait_time_scale_shortens_wait_states_and_retry_intervals(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Long wait": {"Type": "Wait", "Seconds": 3600, "Next": "Flaky"},
+        "Flaky": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
+                  "Arguments": {"TableName": "no-such-table", "Key": {"id": {"S": "x"}}},
+                  "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 600, "MaxAttempts": 2}],
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": True},
+        "Done": {"Type": "Succeed"},
+    }, "Long wait")
+    previous = engine.wait_time_scale()
+    engine.set_wait_time_scale(1e-4)
+    try:
+        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        described = finished(sfn, execution, timeout=30)
+    finally:
+        engine.set_wait_time_scale(previous)
+    assert described["status"] == "SUCCEEDED"
+    retries = [e for e in events(sfn, execution) if e["type"] == "TaskFailed"]
+    assert len(retries) == 3, "the first attempt and two retries"
