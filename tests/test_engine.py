@@ -171,6 +171,19 @@ def test_states_error_from_a_branch_reaches_the_parallel_catch_unchanged(sfn: An
     assert described["status"] == "SUCCEEDED"
 
 
+def test_put_events_failure_is_named_after_eventbridge(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Send": {"Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
+                 "Arguments": {"Entries": [{"EventBusName": "no-such-bus", "Source": "t", "DetailType": "t",
+                                            "Detail": {}}]},
+                 "Catch": [{"ErrorEquals": ["EventBridge.ResourceNotFoundException"], "Next": "Caught"}],
+                 "End": True},
+        "Caught": {"Type": "Pass", "Output": "{% {'error': $states.input.Error} %}", "End": True},
+    }, "Send")
+    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    assert json.loads(described["output"]) == {"error": "EventBridge.ResourceNotFoundException"}
+
+
 # -- executions ------------------------------------------------------------------------------
 
 

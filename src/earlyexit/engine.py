@@ -106,6 +106,7 @@ def install() -> None:
         _install_wait_time_scale()
         _install_client_cache()
         _install_states_errors_from_branches()
+        _install_eventbridge_errors()
         _installed = True
 
 
@@ -137,6 +138,34 @@ def _install_states_errors_from_branches() -> None:
 
     branches_decl.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
     state_task_service_callback.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
+
+
+# --------------------------------------------------------------------------------------
+# EventBridge errors. On AWS a PutEvents call that fails names its error after the
+# service, as the DynamoDB integration does ("EventBridge.ResourceNotFoundException");
+# moto reported every such failure as States.Runtime, so a Retry or Catch on it missed.
+
+
+def _install_eventbridge_errors() -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events import (
+        StateTaskServiceEvents,
+    )
+
+    original = StateTaskServiceEvents._from_error
+
+    def from_error(self: StateTaskServiceEvents, env: Environment, ex: Exception) -> FailureEvent:
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error = f"EventBridge.{ex.response['Error']['Code']}"
+        return FailureEvent(
+            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=ex.response["Error"].get("Message", str(ex)),
+                resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type())))
+
+    StateTaskServiceEvents._from_error = from_error  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------------------

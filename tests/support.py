@@ -1,0 +1,54 @@
+"""Helpers the scenario suites share: play an approval and read what happened."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.history import Execution
+
+Answer = tuple[str, str]  # (approver, "approve" | "reject")
+
+
+def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer] = (),
+         timeout_seconds: int = 60, simultaneous: bool = False, **execution_input: Any) -> Execution:
+    """Start an approval, send ``answers`` (in order, or all at the same instant), return the outcome."""
+    arn = start_approval(sfn, state_machine_arn, list(approvers), execution_input.pop("request", None),
+                         execution_input.pop("quorum", None), timeout_seconds)
+    wait_for_requests(sfn, arn, len(approvers))
+    if simultaneous:
+        answer_at_once(sfn, arn, answers)
+    else:
+        for approver, decision in answers:
+            decide(sfn, arn, approver, decision)
+    return wait_for_outcome(sfn, arn, timeout=timeout_seconds + 30)
+
+
+def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[Exception | None]:
+    """Send every answer from its own thread, released together; returns each one's error or None."""
+    execution = wait_for_requests(sfn, execution_arn, len(answers))
+    tokens = {r.approver: r.task_token for r in execution.requests}
+    barrier = threading.Barrier(len(answers))
+    errors: list[Exception | None] = [None] * len(answers)
+
+    def send(index: int, approver: str, decision: str) -> None:
+        barrier.wait()
+        try:
+            sfn.send_task_success(taskToken=tokens[approver], output=json.dumps({"decision": decision}))
+        except Exception as error:  # noqa: BLE001 - reported to the caller
+            errors[index] = error
+
+    threads = [threading.Thread(target=send, args=(i, *answer)) for i, answer in enumerate(answers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def error_code(error: BaseException | None) -> str | None:
+    response = getattr(error, "response", None)
+    return response["Error"]["Code"] if response else None
