@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,23 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
     else:
         for approver, decision in answers:
             decide(sfn, arn, approver, decision)
+            wait_until_counted(sfn, arn, list(approvers).index(approver) + 1)
     return wait_for_outcome(sfn, arn, timeout=timeout_seconds + 30)
+
+
+def wait_until_counted(sfn: Any, execution_arn: str, flow: int, timeout: float = 10) -> None:
+    """Wait until flow ``flow`` has finished with its decision (as people answer one after the other)."""
+    done = {f"Approver {flow} decided", f"Decision {flow} counted", f"Quorum met {flow}",
+            f"Quorum unreachable {flow}", f"Request {flow} not delivered"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+            return
+        history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if any(e.get("stateEnteredEventDetails", {}).get("name") in done for e in history):
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"flow {flow} of {execution_arn} did not finish within {timeout} s")
 
 
 def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[Exception | None]:
