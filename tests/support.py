@@ -34,13 +34,15 @@ def wait_until_counted(sfn: Any, execution_arn: str, flow: int, timeout: float =
     done = {f"Approver {flow} decided", f"Decision {flow} counted", f"Quorum met {flow}",
             f"Quorum unreachable {flow}", f"Request {flow} not delivered"}
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while time.monotonic() < deadline:
         if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
             return
         history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         if any(e.get("stateEnteredEventDetails", {}).get("name") in done for e in history):
             return
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)
     raise TimeoutError(f"flow {flow} of {execution_arn} did not finish within {timeout} s")
 
 

@@ -44,11 +44,13 @@ def _read(sfn: Any, execution_arn: str) -> Execution:
 def wait_for_requests(sfn: Any, execution_arn: str, count: int, timeout: float = 10.0) -> Execution:
     """Wait until ``count`` approval requests are sent, or the execution ends."""
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while True:
         execution = _read(sfn, execution_arn)
         if len(execution.requests) >= count or execution.status != "RUNNING" or time.monotonic() > deadline:
             return execution
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.25)
 
 
 def decide(sfn: Any, execution_arn: str, approver: str, decision: str, comment: str | None = None) -> None:
@@ -77,11 +79,13 @@ def decide(sfn: Any, execution_arn: str, approver: str, decision: str, comment: 
         raise
 
 
-def wait_for_outcome(sfn: Any, execution_arn: str, timeout: float = 30.0, interval: float = 0.05) -> Execution:
-    """Poll until the execution ends (or ``timeout`` passes); returns what it did."""
+def wait_for_outcome(sfn: Any, execution_arn: str, timeout: float = 30.0) -> Execution:
+    """Poll (backing off from 10 ms to 250 ms) until the execution ends or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while True:
         status = sfn.describe_execution(executionArn=execution_arn)["status"]
         if status != "RUNNING" or time.monotonic() > deadline:
             return read_execution(sfn, execution_arn)
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.25)

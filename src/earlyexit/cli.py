@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -44,10 +45,11 @@ class _Target:
         except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
             if error.response["Error"]["Code"] != "ValidationError":
                 raise click.ClickException(f"stack {stack}: {error.response['Error']['Message']}") from None
+        local_name = re.compile(rf"{re.escape(stack)}-ApprovalStateMachine-[A-Z0-9]{{12}}")
         paginator = self.client("stepfunctions").get_paginator("list_state_machines")
         for page in paginator.paginate():
             for machine in page["stateMachines"]:
-                if machine["name"].startswith(f"{stack}-"):
+                if local_name.fullmatch(machine["name"]):
                     return str(machine["stateMachineArn"])
         raise click.ClickException(f"no stack {stack} (deploy it, or name it with --stack)")
 

@@ -105,7 +105,9 @@ def install() -> None:
         _install_status_after_output()
         _install_wait_time_scale()
         _install_client_cache()
+        _install_program_cache()
         _install_states_errors_from_branches()
+        _install_branch_start_after_stop()
         _install_eventbridge_errors()
         _installed = True
 
@@ -138,6 +140,26 @@ def _install_states_errors_from_branches() -> None:
 
     branches_decl.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
     state_task_service_callback.CustomErrorName = _reported_error_name  # type: ignore[assignment,misc]
+
+
+# --------------------------------------------------------------------------------------
+# A branch stopped before its thread started (the Parallel already ended, StopExecution)
+# never runs on AWS; moto's thread died with "Could not set NextState" instead.
+
+
+def _install_branch_start_after_stop() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branch_worker import BranchWorker
+
+    original = BranchWorker._thread_routine
+
+    def thread_routine(self: BranchWorker) -> None:
+        try:
+            original(self)
+        except RuntimeError:
+            if self.env.is_running():
+                raise
+
+    BranchWorker._thread_routine = thread_routine  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------------------
@@ -200,6 +222,33 @@ def _install_client_cache() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is original:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------
+# Parsed definitions. moto parses the ASL (ANTLR, slow) again for every execution; the
+# parsed program keeps no per-execution state (that lives in the environment), so each
+# definition is parsed once. Its retry counters were keyed by a lazily drawn UUID, which
+# two executions sharing a program could draw differently: key them by identity instead.
+# Performance only.
+
+
+def _install_program_cache() -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def evaluation_entrypoint(self: ExecutionWorker) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition  # noqa: SLF001
+        with lock:
+            if definition not in programs:
+                programs[definition] = AmazonStateLanguageParser.parse(definition)[0]
+            return programs[definition]
+
+    ExecutionWorker._get_evaluation_entrypoint = evaluation_entrypoint  # type: ignore[method-assign]
+    EvalComponent.heap_key = property(lambda self: f"{type(self).__name__}-{id(self)}")  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------------------

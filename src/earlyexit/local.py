@@ -26,7 +26,6 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-from earlyexit import engine
 
 __all__ = ["Cloud", "DeployError", "Stack", "embedded_cloud", "pattern_dir", "PATTERNS"]
 
@@ -97,6 +96,8 @@ def embedded_cloud(region: str = "us-east-1", wait_time_scale: float = 1.0) -> I
     ``wait_time_scale`` scales Wait states and Retry intervals (1.0 is AWS's timing).
     """
     from moto import mock_aws
+
+    from earlyexit import engine
 
     engine.install()
     previous = engine.wait_time_scale()

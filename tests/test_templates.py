@@ -1,0 +1,741 @@
+"""Static checks of both SAM stacks and their ASL definitions: nothing is deployed or executed.
+
+Each test states one property of a template or a state machine definition. Expected values
+come from the contract in /work/shared/DESIGN.md or are derived from the files themselves
+(e.g. the IAM actions the role must grant are read off the ASL's Task states).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PATTERNS = ("either-or", "quorum")
+
+# DESIGN.md, "Stack parameters and outputs": name -> (Type, Default).
+CONTRACT_PARAMETERS = {
+    "either-or": {"ApprovalTimeoutSeconds": ("Number", 86400), "EventBusName": ("String", "default")},
+    "quorum": {
+        "ApprovalTimeoutSeconds": ("Number", 86400),
+        "EventBusName": ("String", "default"),
+        "DefaultQuorum": ("Number", 2),
+    },
+}
+CONTRACT_OUTPUTS = {
+    "either-or": {"StateMachineArn", "StateMachineName"},
+    "quorum": {"StateMachineArn", "StateMachineName", "TableName"},
+}
+
+# Error names Step Functions itself defines; any other name starting with "States." is reserved.
+PREDEFINED_ERRORS = frozenset(
+    {
+        "States.ALL",
+        "States.Runtime",
+        "States.Timeout",
+        "States.HeartbeatTimeout",
+        "States.TaskFailed",
+        "States.Permissions",
+        "States.ResultPathMatchFailure",
+        "States.ParameterPathFailure",
+        "States.BranchFailed",
+        "States.NoChoiceMatched",
+        "States.IntrinsicFailure",
+        "States.ExceedToleratedFailureThreshold",
+        "States.ItemReaderFailed",
+        "States.ResultWriterFailed",
+        "States.QueryEvaluationError",
+    }
+)
+
+# CloudWatch Logs delivery needs these on Resource "*" (SAM does not add them).
+LOG_DELIVERY_ACTIONS = frozenset(
+    {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+
+PHYSICAL_NAME_PROPERTIES = ("TableName", "StateMachineName", "RoleName")
+
+SERVICE_INTEGRATION = re.compile(
+    r"^arn:aws:states:::(?:aws-sdk:)?(?P<service>[a-z0-9-]+):(?P<action>[A-Za-z0-9]+)"
+    r"(?:\.(?:sync(?::2)?|waitForTaskToken))?$"
+)
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+JSONATA = re.compile(r"^\{%(?P<body>.*)%\}$", re.DOTALL)
+STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+QUOTED = re.compile(STRING_LITERAL.pattern + r"|`[^`]*`")  # string literals and `quoted names`
+BARE_DOLLAR = re.compile(r"(?<![\w$])\${1,2}(?![\w$])")
+IF_NOT_EXISTS = re.compile(r"(?P<attr>\w+)\s*=\s*if_not_exists\(\s*(?P=attr)\s*,")
+
+
+# --- reading the files ---------------------------------------------------------------------
+
+
+@functools.lru_cache
+def sam_template(pattern: str) -> dict:
+    """The pattern's template.yaml as written (read-only: callers must not mutate it)."""
+    return yaml_parse((ROOT / pattern / "template.yaml").read_text())
+
+
+def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
+    return {rid: r for rid, r in template.get("Resources", {}).items() if r.get("Type") == resource_type}
+
+
+def only(items: dict[str, dict]) -> tuple[str, dict]:
+    assert len(items) == 1, f"expected exactly one, found {sorted(items)}"
+    return next(iter(items.items()))
+
+
+def sam_state_machine(pattern: str) -> tuple[str, dict]:
+    return only(resources_of_type(sam_template(pattern), "AWS::Serverless::StateMachine"))
+
+
+def asl_path(pattern: str) -> Path:
+    """The ASL file the template's DefinitionUri points to."""
+    _, state_machine = sam_state_machine(pattern)
+    return ROOT / pattern / state_machine["Properties"]["DefinitionUri"]
+
+
+def substitutions(pattern: str) -> dict:
+    return sam_state_machine(pattern)[1]["Properties"].get("DefinitionSubstitutions", {})
+
+
+@functools.lru_cache
+def load_asl(pattern: str) -> dict:
+    """The state machine definition as written, placeholders included (read-only)."""
+    return json.loads(asl_path(pattern).read_text())
+
+
+@functools.lru_cache
+def rendered_asl(pattern: str) -> dict:
+    """The definition with each ${Name} filled as CloudFormation would with default parameters.
+
+    A Ref to a parameter becomes its Default, a Ref to a resource its logical id, anything
+    else (or an unknown placeholder) "0".
+    """
+    parameters = sam_template(pattern).get("Parameters", {})
+
+    def sample(name: str) -> str:
+        value = substitutions(pattern).get(name)
+        if isinstance(value, dict) and "Ref" in value:
+            ref = value["Ref"]
+            return str(parameters[ref].get("Default", "0")) if ref in parameters else ref
+        return str(value) if isinstance(value, (str, int, float)) else "0"
+
+    text = PLACEHOLDER.sub(lambda m: json.dumps(sample(m.group(1)))[1:-1], asl_path(pattern).read_text())
+    return json.loads(text)
+
+
+@functools.lru_cache
+def translated(pattern: str) -> dict:
+    """The template as plain CloudFormation, translated by aws-sam-translator after `sam package`."""
+    template = copy.deepcopy(sam_template(pattern))
+    state_machine_id, _ = sam_state_machine(pattern)
+    properties = template["Resources"][state_machine_id]["Properties"]
+    properties["DefinitionUri"] = f"s3://bucket/{pattern}/{properties['DefinitionUri']}"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
+    return translator.translate(template, {}, get_managed_policy_map=lambda: {})
+
+
+# --- walking a state machine definition -----------------------------------------------------
+
+Scope = tuple[str, ...]
+
+
+def walk_scopes(definition: dict, path: Scope = ()) -> Iterator[tuple[Scope, dict]]:
+    """Yield (scope_path, scope) for the top level and, depth first, every Parallel branch."""
+    yield path, definition
+    for name, state in definition.get("States", {}).items():
+        for index, branch in enumerate(state.get("Branches", []), start=1):
+            yield from walk_scopes(branch, (*path, f"{name} / branch {index}"))
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from walk_scopes(state[key], (*path, f"{name} / {key}"))
+
+
+def walk_states(definition: dict) -> Iterator[tuple[Scope, str, dict]]:
+    """Yield (scope_path, name, state) for every state at every depth."""
+    for path, scope in walk_scopes(definition):
+        for name, state in scope.get("States", {}).items():
+            yield path, name, state
+
+
+def parallel_branches(definition: dict) -> Iterator[tuple[str, dict, int, dict]]:
+    """Yield (parallel_name, parallel_state, branch_number, branch) for every Parallel branch."""
+    for _, name, state in walk_states(definition):
+        if state.get("Type") == "Parallel":
+            for index, branch in enumerate(state["Branches"], start=1):
+                yield name, state, index, branch
+
+
+def transitions(state: dict) -> list[str]:
+    """Every state name this state can move to within its scope."""
+    targets = [state[key] for key in ("Next", "Default") if key in state]
+    targets += [rule["Next"] for rule in state.get("Choices", []) if "Next" in rule]
+    targets += [catcher["Next"] for catcher in state.get("Catch", []) if "Next" in catcher]
+    return targets
+
+
+def reachable(scope: dict) -> set[str]:
+    seen, todo = set(), [scope["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in scope["States"]:
+            continue
+        seen.add(name)
+        todo.extend(transitions(scope["States"][name]))
+    return seen
+
+
+def task_states(definition: dict) -> Iterator[tuple[Scope, str, dict]]:
+    return ((p, n, s) for p, n, s in walk_states(definition) if s.get("Type") == "Task")
+
+
+def iam_action(resource: str) -> str:
+    """arn:aws:states:::dynamodb:updateItem -> dynamodb:UpdateItem (suffixes like .sync dropped)."""
+    match = SERVICE_INTEGRATION.match(resource)
+    assert match, f"not a Step Functions service integration: {resource}"
+    action = match["action"]
+    return f"{match['service']}:{action[0].upper()}{action[1:]}"
+
+
+# --- JSONata ------------------------------------------------------------------------------
+
+
+def jsonata_body(value: object) -> str | None:
+    """The expression inside a "{% ... %}" string, or None for any other value."""
+    match = JSONATA.match(value) if isinstance(value, str) else None
+    return match["body"] if match else None
+
+
+def strings_in(node: object) -> Iterator[str]:
+    """Every string value (not key) in a JSON document."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings_in(value)
+
+
+def jsonata_expressions(definition: dict) -> list[str]:
+    return [body for body in map(jsonata_body, strings_in(definition)) if body is not None]
+
+
+def string_literals(expression: str) -> list[str]:
+    return [literal[1:-1] for literal in STRING_LITERAL.findall(expression)]
+
+
+def result_literals(expression: str) -> list[str]:
+    """String literals the expression can evaluate to: the whole expression or a branch of `? :`.
+
+    Operands of comparisons (`$x = 'approve' ? ...`), object keys and values are left out.
+    """
+    expression = expression.strip()
+    values = []
+    for match in STRING_LITERAL.finditer(expression):
+        before = expression[: match.start()].rstrip()
+        after = expression[match.end() :].lstrip()
+        if (not before or before[-1] in "?:(") and (not after or after[0] in ":)"):
+            values.append(match.group()[1:-1])
+    return values
+
+
+def bracket_problem(expression: str) -> str | None:
+    """None if (), [] and {} are balanced outside string literals, else what is wrong."""
+    code = QUOTED.sub("''", expression)
+    closing = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    for char in code.replace("''", ""):
+        if char in "'\"`":
+            return f"unterminated quote {char}"
+        if char in "([{":
+            stack.append(char)
+        elif char in closing and (not stack or stack.pop() != closing[char]):
+            return f"unexpected {char}"
+    return f"unclosed {stack[-1]}" if stack else None
+
+
+def thrown_errors(fail_state: dict) -> set[str]:
+    """The error names a Fail state can end with.
+
+    A literal Error, or each string literal a JSONata Error expression can evaluate to that
+    looks like an error name (non-empty, no spaces).
+    """
+    error = fail_state.get("Error")
+    if error is None:
+        return set()
+    body = jsonata_body(error)
+    if body is None:
+        return {error}
+    return {value for value in result_literals(body) if value and " " not in value}
+
+
+def error_names_mentioned(fail_state: dict) -> set[str]:
+    """Every string a Fail state's Error could be made of (all literals of an expression)."""
+    error = fail_state.get("Error")
+    if error is None:
+        return set()
+    body = jsonata_body(error)
+    return {error} if body is None else set(string_literals(body))
+
+
+# --- CloudFormation helpers ---------------------------------------------------------------
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def refers_to(node: object, name: str) -> bool:
+    """True if a CloudFormation value uses Ref/GetAtt/Sub on `name` anywhere inside it."""
+    if isinstance(node, dict):
+        if node.get("Ref") == name:
+            return True
+        get_att = node.get("Fn::GetAtt")
+        if get_att is not None and (get_att[0] if isinstance(get_att, list) else str(get_att).split(".")[0]) == name:
+            return True
+        sub = node.get("Fn::Sub")
+        template = sub[0] if isinstance(sub, list) else sub
+        if isinstance(template, str) and re.search(r"\$\{" + re.escape(name) + r"[}.]", template):
+            return True
+        return any(refers_to(value, name) for value in node.values())
+    if isinstance(node, list):
+        return any(refers_to(value, name) for value in node)
+    return False
+
+
+def is_arn_of(node: object, logical_id: str) -> bool:
+    """Fn::GetAtt <logical_id>.Arn in either spelling."""
+    if not isinstance(node, dict) or set(node) != {"Fn::GetAtt"}:
+        return False
+    get_att = node["Fn::GetAtt"]
+    parts = get_att if isinstance(get_att, list) else str(get_att).split(".", 1)
+    return list(parts) == [logical_id, "Arn"]
+
+
+def state_machine_role(cfn: dict) -> dict:
+    _, state_machine = only(resources_of_type(cfn, "AWS::StepFunctions::StateMachine"))
+    role_arn = state_machine["Properties"]["RoleArn"]
+    assert isinstance(role_arn, dict) and "Fn::GetAtt" in role_arn, f"role is not in the stack: {role_arn}"
+    role_id = as_list(role_arn["Fn::GetAtt"])[0].split(".")[0]
+    return cfn["Resources"][role_id]
+
+
+def allow_statements(role: dict) -> list[dict]:
+    statements = []
+    for policy in role["Properties"].get("Policies", []):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    return [s for s in statements if s.get("Effect") == "Allow"]
+
+
+def is_wildcard(statement: dict) -> bool:
+    return as_list(statement.get("Resource")) == ["*"]
+
+
+def actions_of(statement: dict) -> set[str]:
+    return set(as_list(statement.get("Action", [])))
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=PATTERNS)
+def pattern(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def template(pattern: str) -> dict:
+    return sam_template(pattern)
+
+
+@pytest.fixture
+def asl(pattern: str) -> dict:
+    return load_asl(pattern)
+
+
+@pytest.fixture
+def cfn(pattern: str) -> dict:
+    return translated(pattern)
+
+
+@pytest.fixture
+def role(cfn: dict) -> dict:
+    return state_machine_role(cfn)
+
+
+@pytest.fixture
+def state_machine(cfn: dict) -> dict:
+    return only(resources_of_type(cfn, "AWS::StepFunctions::StateMachine"))[1]["Properties"]
+
+
+@pytest.fixture
+def tally_table() -> tuple[str, dict]:
+    """(logical id, Properties) of the quorum stack's DynamoDB table."""
+    table_id, table = only(resources_of_type(sam_template("quorum"), "AWS::DynamoDB::Table"))
+    return table_id, table["Properties"]
+
+
+@pytest.fixture
+def tally_tasks() -> dict[str, dict]:
+    """The quorum ASL's DynamoDB Task states by name."""
+    tasks = {n: s for _, n, s in task_states(load_asl("quorum")) if iam_action(s["Resource"]).startswith("dynamodb:")}
+    assert tasks, "the quorum ASL has no DynamoDB Task state"
+    return tasks
+
+
+# --- the tools AWS users run ---------------------------------------------------------------
+
+
+@functools.lru_cache
+def run_cfn_lint(pattern: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "cfn-lint"), "template.yaml"], cwd=ROOT / pattern, capture_output=True, text=True, timeout=300
+    )
+
+
+@functools.lru_cache
+def run_sam_validate(pattern: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return subprocess.run(
+        [str(BIN / "sam"), "validate", "--lint"],
+        cwd=ROOT / pattern,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cfn_lint_reports_nothing(pattern: str) -> None:
+    result = run_cfn_lint(pattern)
+    assert (result.returncode, result.stdout.strip()) == (0, ""), result.stdout + result.stderr
+
+
+def test_sam_validate_lint_accepts_the_template(pattern: str) -> None:
+    result = run_sam_validate(pattern)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "is a valid SAM Template" in output
+
+
+# --- the translated (deployed) CloudFormation ---------------------------------------------
+
+
+def test_translation_leaves_plain_cloudformation(cfn: dict) -> None:
+    serverless = {rid: r["Type"] for rid, r in cfn["Resources"].items() if r["Type"].startswith("AWS::Serverless::")}
+    assert not serverless
+    assert len(resources_of_type(cfn, "AWS::StepFunctions::StateMachine")) == 1
+
+
+def test_state_machine_is_a_standard_workflow(state_machine: dict) -> None:
+    assert state_machine.get("StateMachineType") == "STANDARD"
+
+
+def test_state_machine_has_xray_tracing(state_machine: dict) -> None:
+    assert state_machine.get("TracingConfiguration", {}).get("Enabled") is True
+
+
+def test_state_machine_logs_errors_to_a_log_group_of_the_stack(cfn: dict, state_machine: dict) -> None:
+    logging = state_machine.get("LoggingConfiguration", {})
+    assert logging.get("Level") in ("ERROR", "ALL")
+    log_groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    destinations = [d.get("CloudWatchLogsLogGroup", {}).get("LogGroupArn") for d in logging.get("Destinations", [])]
+    assert destinations, "no log destination"
+    for arn in destinations:
+        assert any(is_arn_of(arn, log_group_id) for log_group_id in log_groups), arn
+
+
+def test_every_log_group_has_a_retention(cfn: dict) -> None:
+    log_groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    assert log_groups
+    without_retention = [rid for rid, lg in log_groups.items() if not lg.get("Properties", {}).get("RetentionInDays")]
+    assert without_retention == []
+
+
+# --- parameters, outputs and names ---------------------------------------------------------
+
+
+def test_parameters_follow_the_contract(pattern: str, template: dict) -> None:
+    parameters = {
+        name: (p.get("Type"), str(p.get("Default"))) for name, p in template.get("Parameters", {}).items()
+    }
+    expected = {name: (type_, str(default)) for name, (type_, default) in CONTRACT_PARAMETERS[pattern].items()}
+    assert parameters == expected
+
+
+def test_outputs_follow_the_contract(pattern: str, template: dict) -> None:
+    assert set(template.get("Outputs", {})) == CONTRACT_OUTPUTS[pattern]
+
+
+def test_outputs_refer_to_the_stacks_resources(template: dict) -> None:
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+    state_machine_id = only(resources_of_type(template, "AWS::Serverless::StateMachine"))[0]
+    assert outputs["StateMachineArn"] == {"Ref": state_machine_id}
+    assert as_list(outputs["StateMachineName"].get("Fn::GetAtt")) in (
+        [state_machine_id, "Name"],
+        [f"{state_machine_id}.Name"],
+    )
+    if "TableName" in outputs:
+        table_id = only(resources_of_type(template, "AWS::DynamoDB::Table"))[0]
+        assert outputs["TableName"] == {"Ref": table_id}
+
+
+def test_no_resource_has_a_hard_coded_physical_name(cfn: dict) -> None:
+    named = {
+        (rid, prop)
+        for rid, resource in cfn["Resources"].items()
+        for prop in PHYSICAL_NAME_PROPERTIES
+        if prop in resource.get("Properties", {})
+    }
+    assert named == set()
+
+
+def test_log_group_names_are_scoped_to_the_stack(cfn: dict) -> None:
+    log_groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    names = {rid: lg["Properties"].get("LogGroupName") for rid, lg in log_groups.items()}
+    fixed = {rid: name for rid, name in names.items() if name is not None and not refers_to(name, "AWS::StackName")}
+    assert fixed == {}
+
+
+# --- DefinitionSubstitutions ---------------------------------------------------------------
+
+
+def test_every_asl_placeholder_has_a_substitution(pattern: str) -> None:
+    used = set(PLACEHOLDER.findall(asl_path(pattern).read_text()))
+    assert used, "the ASL uses no placeholder at all"
+    assert used - set(substitutions(pattern)) == set()
+
+
+def test_every_substitution_is_used_by_the_asl(pattern: str) -> None:
+    used = set(PLACEHOLDER.findall(asl_path(pattern).read_text()))
+    assert set(substitutions(pattern)) - used == set()
+
+
+# --- IAM: the role allows exactly what the ASL calls --------------------------------------
+
+
+def test_role_grants_exactly_the_actions_the_asl_calls(asl: dict, role: dict) -> None:
+    called = {iam_action(state["Resource"]) for _, _, state in task_states(asl)}
+    granted = set().union(*(actions_of(s) for s in allow_statements(role) if not is_wildcard(s)))
+    assert granted == called
+
+
+def test_wildcard_resource_statements_only_allow_log_delivery(role: dict) -> None:
+    wildcard = set().union(*(actions_of(s) for s in allow_statements(role) if is_wildcard(s)))
+    assert wildcard - LOG_DELIVERY_ACTIONS == set()
+
+
+def test_put_events_is_limited_to_the_event_bus_parameter(role: dict) -> None:
+    statements = [s for s in allow_statements(role) if "events:PutEvents" in actions_of(s)]
+    assert statements, "no statement allows events:PutEvents"
+    for statement in statements:
+        resources = as_list(statement["Resource"])
+        assert resources and all(refers_to(r, "EventBusName") for r in resources), resources
+
+
+def test_only_managed_policy_is_xray_write_access(role: dict) -> None:
+    def arn_text(arn: object) -> str:
+        return arn if isinstance(arn, str) else str(as_list(arn.get("Fn::Sub"))[0])
+
+    others = [
+        arn for arn in role["Properties"].get("ManagedPolicyArns", [])
+        if not arn_text(arn).endswith(":policy/AWSXrayWriteOnlyAccess")
+    ]
+    assert others == []
+
+
+def test_tally_actions_are_limited_to_the_tally_table(tally_table: tuple[str, dict]) -> None:
+    table_id, _ = tally_table
+    statements = [
+        s for s in allow_statements(state_machine_role(translated("quorum")))
+        if any(a.startswith("dynamodb:") for a in actions_of(s))
+    ]
+    assert statements, "no statement allows a DynamoDB action"
+    for statement in statements:
+        resources = as_list(statement["Resource"])
+        assert len(resources) == 1 and is_arn_of(resources[0], table_id), resources
+
+
+# --- error names ---------------------------------------------------------------------------
+
+
+def test_no_custom_error_uses_the_reserved_states_prefix(asl: dict) -> None:
+    names = set()
+    for _, _, state in walk_states(asl):
+        if state.get("Type") == "Fail":
+            names |= error_names_mentioned(state)
+        for handler in state.get("Catch", []) + state.get("Retry", []):
+            names |= set(handler["ErrorEquals"])
+    reserved = {name for name in names if name.startswith("States.") and name not in PREDEFINED_ERRORS}
+    assert reserved == set()
+
+
+def test_every_flow_can_end_the_parallel_early_with_a_fail_state(asl: dict) -> None:
+    branches = list(parallel_branches(asl))
+    assert branches, "no Parallel state"
+    silent = [
+        (name, number) for name, _, number, branch in branches
+        if not any(thrown_errors(s) for s in branch["States"].values() if s["Type"] == "Fail")
+    ]
+    assert silent == []
+
+
+def test_parallel_catch_names_every_error_its_flows_throw(asl: dict) -> None:
+    for name, parallel, number, branch in parallel_branches(asl):
+        caught = {e for catcher in parallel.get("Catch", []) for e in catcher["ErrorEquals"]}
+        assert "States.ALL" not in caught, f"{name} catches States.ALL"
+        thrown = set().union(*(thrown_errors(s) for s in branch["States"].values() if s["Type"] == "Fail"))
+        assert thrown - caught == set(), f"{name} / branch {number}"
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def test_every_transition_names_a_state_of_its_scope(asl: dict) -> None:
+    dangling = []
+    for path, scope in walk_scopes(asl):
+        names = set(scope["States"])
+        if scope["StartAt"] not in names:
+            dangling.append((path, "StartAt", scope["StartAt"]))
+        dangling += [(path, n, t) for n, s in scope["States"].items() for t in transitions(s) if t not in names]
+    assert dangling == []
+
+
+def test_every_state_is_reachable_from_start_at(asl: dict) -> None:
+    unreachable = {path: set(scope["States"]) - reachable(scope) for path, scope in walk_scopes(asl)}
+    assert {path: names for path, names in unreachable.items() if names} == {}
+
+
+def test_fail_states_in_flows_are_terminal(asl: dict) -> None:
+    not_terminal = [
+        (name, number, state_name)
+        for name, _, number, branch in parallel_branches(asl)
+        for state_name, state in branch["States"].items()
+        if state["Type"] == "Fail" and ({"Next", "End", "Catch"} & set(state))
+    ]
+    assert not_terminal == []
+
+
+def test_every_flow_ends_in_a_fail_or_succeed_state(asl: dict) -> None:
+    wrong_ends = []
+    for name, _, number, branch in parallel_branches(asl):
+        ends = [n for n, s in branch["States"].items() if s["Type"] in ("Fail", "Succeed") or s.get("End")]
+        assert ends, f"{name} / branch {number} has no end"
+        wrong_ends += [(name, number, n) for n in ends if branch["States"][n]["Type"] not in ("Fail", "Succeed")]
+    assert wrong_ends == []
+
+
+# --- JSONata ------------------------------------------------------------------------------
+
+
+def test_asl_declares_jsonata(asl: dict) -> None:
+    assert asl.get("QueryLanguage") == "JSONata"
+    languages = {name: state.get("QueryLanguage") for _, name, state in walk_states(asl)}
+    overrides = {name: language for name, language in languages.items() if language not in (None, "JSONata")}
+    assert overrides == {}
+
+
+def test_jsonata_expressions_fill_their_whole_string(pattern: str) -> None:
+    partial = [s for s in strings_in(rendered_asl(pattern)) if "{%" in s and jsonata_body(s) is None]
+    assert partial == []
+
+
+def test_jsonata_expressions_have_balanced_brackets(pattern: str) -> None:
+    expressions = jsonata_expressions(rendered_asl(pattern))
+    assert expressions, "no JSONata expression found"
+    problems = {e: p for e in expressions if (p := bracket_problem(e))}
+    assert problems == {}
+
+
+def test_jsonata_expressions_use_no_bare_dollar(pattern: str) -> None:
+    bare = [e for e in jsonata_expressions(rendered_asl(pattern)) if BARE_DOLLAR.search(QUOTED.sub("''", e))]
+    assert bare == []
+
+
+# --- Standard workflow ---------------------------------------------------------------------
+
+
+def test_callback_flows_run_in_a_standard_workflow(pattern: str, asl: dict) -> None:
+    """Express workflows cannot wait for task tokens, so the stack must be STANDARD."""
+    callbacks = [n for _, n, s in task_states(asl) if s["Resource"].endswith(".waitForTaskToken")]
+    assert callbacks, "the approval requests must wait for a task token (DESIGN.md)"
+    _, state_machine = sam_state_machine(pattern)
+    assert state_machine["Properties"].get("Type", "STANDARD") == "STANDARD"
+
+
+# --- quorum: the tally table ---------------------------------------------------------------
+
+
+def test_tally_tasks_address_the_stacks_table(tally_table: tuple[str, dict], tally_tasks: dict[str, dict]) -> None:
+    table_id, _ = tally_table
+    table_names = {PLACEHOLDER.fullmatch(t["Arguments"]["TableName"]) for t in tally_tasks.values()}
+    assert None not in table_names, "a TableName is not a single ${placeholder}"
+    placeholders = {m.group(1) for m in table_names}
+    assert all(substitutions("quorum").get(p) == {"Ref": table_id} for p in placeholders), placeholders
+
+
+def test_tally_hash_key_is_the_string_key_the_asl_uses(
+    tally_table: tuple[str, dict], tally_tasks: dict[str, dict]
+) -> None:
+    _, table = tally_table
+    keys = {name: value for task in tally_tasks.values() for name, value in task["Arguments"]["Key"].items()}
+    assert len(keys) == 1, f"the tasks use different keys: {sorted(keys)}"
+    (key_name, key_value), = keys.items()
+    assert list(key_value) == ["S"]
+    hash_keys = [k["AttributeName"] for k in table["KeySchema"] if k["KeyType"] == "HASH"]
+    assert hash_keys == [key_name]
+    assert len(table["KeySchema"]) == 1, "the ASL addresses items by the hash key alone"
+    types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
+    assert types.get(key_name) == "S"
+
+
+def test_tally_table_bills_on_demand(tally_table: tuple[str, dict]) -> None:
+    assert tally_table[1].get("BillingMode") == "PAY_PER_REQUEST"
+
+
+def test_tally_table_is_encrypted(tally_table: tuple[str, dict]) -> None:
+    assert tally_table[1].get("SSESpecification", {}).get("SSEEnabled") is True
+
+
+def test_tally_table_has_point_in_time_recovery(tally_table: tuple[str, dict]) -> None:
+    assert tally_table[1].get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True
+
+
+def test_tally_items_expire_on_the_attribute_the_asl_sets_once(
+    tally_table: tuple[str, dict], tally_tasks: dict[str, dict]
+) -> None:
+    expressions = [
+        t["Arguments"]["UpdateExpression"] for t in tally_tasks.values() if t["Resource"].endswith(":updateItem")
+    ]
+    assert expressions, "no updateItem task"
+    attributes = {m["attr"] for e in expressions for m in IF_NOT_EXISTS.finditer(e)}
+    assert len(attributes) == 1, f"expected one if_not_exists TTL attribute, found {attributes}"
+    ttl = tally_table[1].get("TimeToLiveSpecification", {})
+    assert (ttl.get("AttributeName"), ttl.get("Enabled")) == (attributes.pop(), True)
