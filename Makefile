@@ -3,6 +3,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# checkov pins an old boto3 and packaging that break aws-sam-cli and pytest: it gets a venv of its own.
+# The stamp names the version, so changing CHECKOV_VERSION rebuilds that venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
 
 .PHONY: demo test bench clean
 
@@ -18,14 +23,21 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(VENV)/.runtime $@
 
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 demo: $(VENV)/.runtime
 	$(BIN)/earlyexit demo all
 
-test: $(VENV)/.test
+test: $(VENV)/.test $(CHECKOV_STAMP)
 	SAM_CLI_TELEMETRY=0 $(BIN)/python -m pytest
 
 bench: $(VENV)/.test
 	$(BIN)/python -m earlyexit.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache

@@ -184,6 +184,17 @@ def test_put_events_failure_is_named_after_eventbridge(sfn: Any, machine: Any) -
     assert json.loads(described["output"]) == {"error": "EventBridge.ResourceNotFoundException"}
 
 
+def test_dynamodb_task_failing_on_its_own_arguments_keeps_the_error_name(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Record": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem",
+                   "Arguments": {"TableName": "t", "Key": {"id": {"S": "{% $states.input.missing %}"}},
+                                 "UpdateExpression": "SET x = :x", "ExpressionAttributeValues": {":x": {"S": "x"}}},
+                   "End": True},
+    }, "Record")
+    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.QueryEvaluationError")
+
+
 # -- executions ------------------------------------------------------------------------------
 
 

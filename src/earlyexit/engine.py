@@ -82,6 +82,8 @@ from moto.stepfunctions.parser.backend.execution import (
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from earlyexit import mock_config
+
 __all__ = ["install", "set_wait_time_scale", "wait_time_scale", "evaluate_jsonata"]
 
 _installed = False
@@ -109,6 +111,8 @@ def install() -> None:
         _install_states_errors_from_branches()
         _install_branch_start_after_stop()
         _install_eventbridge_errors()
+        _install_dynamodb_task_errors()
+        mock_config.install()
         _installed = True
 
 
@@ -188,6 +192,27 @@ def _install_eventbridge_errors() -> None:
                 resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type())))
 
     StateTaskServiceEvents._from_error = from_error  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------------------
+# DynamoDB task errors. On AWS a state's own failure (a JSONata error in its Arguments,
+# a mocked Throw) keeps its name; moto's DynamoDB integration renamed every failure that
+# is not a service error DynamoDB.AmazonDynamoDBException, which the tally's Retry retries.
+
+
+def _install_dynamodb_task_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
+        StateTaskServiceDynamoDB,
+    )
+
+    original = StateTaskServiceDynamoDB._from_error
+
+    def from_error(self: StateTaskServiceDynamoDB, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, FailureEventException):
+            return ex.failure_event
+        return original(self, env, ex)
+
+    StateTaskServiceDynamoDB._from_error = from_error  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------------------
