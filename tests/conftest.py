@@ -1,4 +1,12 @@
-"""Shared fixtures: one embedded cloud per test session with both stacks deployed."""
+"""Shared fixtures: where the scenarios run, and the two stacks there.
+
+By default everything runs on the embedded engine. The execution scenarios also run,
+unchanged, against any AWS-compatible endpoint (``pytest --endpoint-url URL``: the stacks
+are deployed into it with the local deploy) or against stacks deployed on AWS with
+``sam deploy`` (``pytest --aws --stack-prefix earlyexit-``). Tests marked ``engine``
+depend on the embedded engine's internals and run only there; tests marked ``deploys``
+create stacks or resources of their own and do not run against AWS.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +19,62 @@ import pytest
 from earlyexit.local import Cloud, Stack, embedded_cloud
 
 
-@pytest.fixture(scope="session")
-def cloud() -> Iterator[Cloud]:
-    with embedded_cloud() as embedded:
-        yield embedded
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("earlyexit", "where the execution scenarios run")
+    group.addoption("--endpoint-url", metavar="URL", default=None,
+                    help="an AWS-compatible endpoint (earlyexit serve, LocalStack); the stacks are deployed into it")
+    group.addoption("--aws", action="store_true", default=False,
+                    help="stacks deployed on AWS with sam deploy (default credentials and region)")
+    group.addoption("--stack-prefix", default="earlyexit-",
+                    help="with --aws: the stacks are PREFIXeither-or and PREFIXquorum (default: earlyexit-)")
+
+
+def _target(config: pytest.Config) -> str:
+    if config.getoption("--aws"):
+        return "aws"
+    return "endpoint" if config.getoption("--endpoint-url") else "embedded"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    target = _target(config)
+    for item in items:
+        if target != "embedded" and "engine" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="depends on the embedded engine's internals"))
+        elif target == "aws" and "deploys" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="deploys stacks or resources of its own"))
 
 
 @pytest.fixture(scope="session")
-def sfn(cloud: Cloud):
+def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
+    target = _target(request.config)
+    if target == "aws":
+        yield Cloud.aws()
+    elif target == "endpoint":
+        yield Cloud(endpoint_url=request.config.getoption("--endpoint-url"))
+    else:
+        with embedded_cloud() as embedded:
+            yield embedded
+
+
+@pytest.fixture(scope="session")
+def sfn(cloud: Cloud) -> Any:
     return cloud.client("stepfunctions")
 
 
-@pytest.fixture(scope="session")
-def either_or(cloud: Cloud) -> Stack:
-    return cloud.deploy("either-or", stack_name="earlyexit-either-or")
+def _stack(request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> Stack:
+    if _target(request.config) == "aws":
+        return cloud.stack(request.config.getoption("--stack-prefix") + pattern, pattern)
+    return cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}")
 
 
 @pytest.fixture(scope="session")
-def quorum(cloud: Cloud) -> Stack:
-    return cloud.deploy("quorum", stack_name="earlyexit-quorum")
+def either_or(request: pytest.FixtureRequest, cloud: Cloud) -> Stack:
+    return _stack(request, cloud, "either-or")
+
+
+@pytest.fixture(scope="session")
+def quorum(request: pytest.FixtureRequest, cloud: Cloud) -> Stack:
+    return _stack(request, cloud, "quorum")
 
 
 class ApprovalInbox:

@@ -12,6 +12,8 @@ from click.testing import CliRunner, Result
 from earlyexit.cli import main
 from earlyexit.local import Cloud, Stack
 
+pytestmark = pytest.mark.engine
+
 
 def _invoke(*args: str) -> Result:
     # No --endpoint-url: moto's in-process mock answers the default AWS endpoints.

@@ -11,8 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from support import answer_at_once, error_code, play
 
-from earlyexit import engine
-from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import ApprovalError, decide, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import read_execution
 from earlyexit.local import Cloud, Stack
 
@@ -73,6 +72,7 @@ def test_deadline_passing_first_times_out_with_no_decision(sfn: Any, arn: str) -
     assert execution.exited_by == "Deadline passed"
 
 
+@pytest.mark.deploys
 def test_missing_timeout_uses_the_stack_default(cloud: Cloud, sfn: Any) -> None:
     stack = cloud.deploy("either-or", parameters={"ApprovalTimeoutSeconds": 1}, stack_name="either-or-1s-default")
     execution_arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"],
@@ -86,6 +86,7 @@ def test_a_decided_execution_costs_at_most_7_transitions(sfn: Any, arn: str, out
     assert play(sfn, arn, APPROVERS, answers, timeout_seconds=1 if outcome == "deadline" else 60).transitions <= 7
 
 
+@pytest.mark.deploys
 def test_each_approver_gets_one_approval_request_event_with_the_request(sfn: Any, arn: str, inbox: Any) -> None:
     execution = play(sfn, arn, APPROVERS, [("alice", "approve")], request=REQUEST)
     events = inbox.requests_for(execution.arn)
@@ -155,15 +156,11 @@ def test_timeout_bounds_are_accepted(sfn: Any, arn: str, timeout_seconds: int) -
     sfn.stop_execution(executionArn=execution_arn)
 
 
+@pytest.mark.deploys
 def test_undeliverable_request_fails_the_execution_without_counting_a_decision(cloud: Cloud, sfn: Any) -> None:
     stack = cloud.deploy("either-or", parameters={"EventBusName": "no-such-bus"}, stack_name="either-or-no-bus")
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.01)
-    try:
-        execution_arn = start_approval(sfn, stack.outputs["StateMachineArn"], list(APPROVERS), timeout_seconds=60)
-        execution = wait_for_outcome(sfn, execution_arn)
-    finally:
-        engine.set_wait_time_scale(previous)
+    execution_arn = start_approval(sfn, stack.outputs["StateMachineArn"], list(APPROVERS), timeout_seconds=60)
+    execution = wait_for_outcome(sfn, execution_arn)
     assert (execution.status, execution.error) == ("FAILED", "ApprovalRequestNotDelivered")
     assert json.loads(execution.cause)["error"].startswith("EventBridge.")
     assert execution.output is None and execution.decisions == []
@@ -193,7 +190,6 @@ def test_thirty_two_concurrent_executions_with_concurrent_decisions_are_all_deci
 
 def test_decide_refuses_an_unknown_approver(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    from earlyexit.approvals import ApprovalError
     with pytest.raises(ApprovalError, match="mallory"):
         decide(sfn, execution_arn, "mallory", "approve")
     sfn.stop_execution(executionArn=execution_arn)

@@ -23,6 +23,8 @@ from earlyexit.approvals import wait_for_outcome
 from earlyexit.history import Execution, history_events
 from earlyexit.local import Stack
 
+pytestmark = pytest.mark.engine
+
 EXAMPLE_FILE = Path(__file__).parent / "mock-config" / "MockConfigFile.json"
 THROTTLED = "DynamoDB.ProvisionedThroughputExceededException"
 INTERNAL = "DynamoDB.InternalServerErrorException"

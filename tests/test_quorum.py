@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from support import error_code, play
 
-from earlyexit.approvals import start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import Execution, read_execution
 from earlyexit.local import Cloud, Stack
 
@@ -74,7 +74,6 @@ def test_one_of_three_is_met_by_the_first_approval(sfn: Any, arn: str) -> None:
 def test_three_of_three_needs_every_approval(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), quorum=3, timeout_seconds=60)
     wait_for_requests(sfn, execution_arn, 3)
-    from earlyexit.approvals import decide
     decide(sfn, execution_arn, "bob", "approve")
     decide(sfn, execution_arn, "alice", "approve")
     time.sleep(0.3)
@@ -116,6 +115,7 @@ def test_send_task_failure_and_malformed_answers_count_as_rejections(sfn: Any, a
     assert (output["outcome"], output["approvals"], output["rejections"]) == ("REJECTED", [], ["alice", "bob"])
 
 
+@pytest.mark.deploys
 def test_default_quorum_comes_from_the_stack_parameter(cloud: Cloud, sfn: Any) -> None:
     stack = cloud.deploy("quorum", parameters={"DefaultQuorum": 3}, stack_name="quorum-default-3")
     execution = play(sfn, stack.outputs["StateMachineArn"], APPROVERS,

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import test_templates as templates
 from test_templates import (
     BIN,

@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+pytestmark = pytest.mark.engine
+
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 

@@ -8,50 +8,42 @@ import sys
 import time
 from typing import Any
 
-import boto3
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from earlyexit.approvals import ApprovalError, decide, start_approval
 from earlyexit.history import Execution, read_execution
-from earlyexit.local import PATTERNS
+from earlyexit.local import PATTERNS, Cloud, DeployError
 from earlyexit.timeline import render_execution
 
 __all__ = ["main", "run"]
 
 
-class _Target:
+def _cloud(endpoint_url: str | None, region: str | None) -> Cloud:
     """Where the commands go: an endpoint (`--endpoint-url`) or AWS (default credentials)."""
+    try:
+        return Cloud(region=region or "us-east-1", endpoint_url=endpoint_url) if endpoint_url else Cloud.aws(region)
+    except DeployError as error:
+        raise click.ClickException(str(error)) from None
 
-    def __init__(self, endpoint_url: str | None, region: str | None) -> None:
-        self.endpoint_url = endpoint_url
-        if endpoint_url:
-            self.session = boto3.Session(region_name=region or "us-east-1", aws_access_key_id="testing",
-                                         aws_secret_access_key="testing")
-        else:
-            self.session = boto3.Session(region_name=region)
 
-    def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url)
-
-    def state_machine_arn(self, stack: str) -> str:
-        """The stack's StateMachineArn output, or else the state machine a local deploy named after the stack."""
-        try:
-            stacks = self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-            for output in stacks[0].get("Outputs", []):
-                if output["OutputKey"] == "StateMachineArn":
-                    return str(output["OutputValue"])
+def _state_machine_arn(cloud: Cloud, pattern: str, stack: str) -> str:
+    """The stack's StateMachineArn output, or else the state machine a local deploy named after the stack."""
+    try:
+        outputs = cloud.stack(stack, pattern).outputs
+        if "StateMachineArn" not in outputs:
             raise click.ClickException(f"stack {stack} has no StateMachineArn output")
-        except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
-            if error.response["Error"]["Code"] != "ValidationError":
-                raise click.ClickException(f"stack {stack}: {error.response['Error']['Message']}") from None
-        local_name = re.compile(rf"{re.escape(stack)}-ApprovalStateMachine-[A-Z0-9]{{12}}")
-        paginator = self.client("stepfunctions").get_paginator("list_state_machines")
-        for page in paginator.paginate():
-            for machine in page["stateMachines"]:
-                if local_name.fullmatch(machine["name"]):
-                    return str(machine["stateMachineArn"])
-        raise click.ClickException(f"no stack {stack} (deploy it, or name it with --stack)")
+        return outputs["StateMachineArn"]
+    except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
+        if error.response["Error"]["Code"] != "ValidationError":
+            raise click.ClickException(f"stack {stack}: {error.response['Error']['Message']}") from None
+    local_name = re.compile(rf"{re.escape(stack)}-ApprovalStateMachine-[A-Z0-9]{{12}}")
+    paginator = cloud.client("stepfunctions").get_paginator("list_state_machines")
+    for page in paginator.paginate():
+        for machine in page["stateMachines"]:
+            if local_name.fullmatch(machine["name"]):
+                return str(machine["stateMachineArn"])
+    raise click.ClickException(f"no stack {stack} (deploy it, or name it with --stack)")
 
 
 def _target_options(command: Any) -> Any:
@@ -61,9 +53,9 @@ def _target_options(command: Any) -> Any:
     return command
 
 
-def _read(target: _Target, execution_arn: str) -> Execution:
+def _read(cloud: Cloud, execution_arn: str) -> Execution:
     try:
-        return read_execution(target.client("stepfunctions"), execution_arn)
+        return read_execution(cloud.client("stepfunctions"), execution_arn)
     except ClientError as error:
         raise click.ClickException(f"{execution_arn}: {error.response['Error']['Message'] or error}") from None
 
@@ -121,10 +113,10 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
         request = json.loads(request_json) if request_json is not None else None
     except ValueError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--request") from None
-    target = _Target(endpoint_url, region)
-    arn = target.state_machine_arn(stack or f"earlyexit-{pattern}")
+    cloud = _cloud(endpoint_url, region)
+    arn = _state_machine_arn(cloud, pattern, stack or f"earlyexit-{pattern}")
     try:
-        click.echo(start_approval(target.client("stepfunctions"), arn, list(approvers), request, quorum,
+        click.echo(start_approval(cloud.client("stepfunctions"), arn, list(approvers), request, quorum,
                                   timeout_seconds, name))
     except ClientError as error:
         raise click.ClickException(error.response["Error"]["Message"]) from None
@@ -136,7 +128,7 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
 @_target_options
 def pending(execution: str, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
     """Approvers who still have to answer."""
-    result = _read(_Target(endpoint_url, region), execution)
+    result = _read(_cloud(endpoint_url, region), execution)
     waiting = [r.approver for r in result.pending]
     if as_json:
         click.echo(json.dumps({"executionArn": execution, "status": result.status, "pending": waiting}))
@@ -148,9 +140,9 @@ def pending(execution: str, as_json: bool, endpoint_url: str | None, region: str
 
 def _decide(decision: str, execution: str, approver: str, comment: str | None, as_json: bool,
             endpoint_url: str | None, region: str | None) -> None:
-    target = _Target(endpoint_url, region)
+    cloud = _cloud(endpoint_url, region)
     try:
-        decide(target.client("stepfunctions"), execution, approver, decision, comment)
+        decide(cloud.client("stepfunctions"), execution, approver, decision, comment)
     except ApprovalError as error:
         if as_json:
             click.echo(json.dumps({"executionArn": execution, "approver": approver, "error": str(error)}))
@@ -186,11 +178,11 @@ reject = _decision_command("reject", "Reject")
 @_target_options
 def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
     """Outcome and timeline of EXECUTION."""
-    target = _Target(endpoint_url, region)
-    result = _read(target, execution)
+    cloud = _cloud(endpoint_url, region)
+    result = _read(cloud, execution)
     while watch and result.status == "RUNNING":
         time.sleep(0.5)
-        result = _read(target, execution)
+        result = _read(cloud, execution)
     if as_json:
         click.echo(json.dumps(_execution_json(result)))
     else:

@@ -26,7 +26,6 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-
 __all__ = ["Cloud", "DeployError", "Stack", "embedded_cloud", "pattern_dir", "PATTERNS"]
 
 PATTERNS = ("either-or", "quorum")
@@ -69,6 +68,20 @@ class Cloud:
             region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
         self._clients: dict[str, BaseClient] = {}
         self.stacks: dict[str, Stack] = {}
+
+    @classmethod
+    def aws(cls, region: str | None = None) -> Cloud:
+        """AWS itself, with the default credentials (and region, unless given)."""
+        session = boto3.Session(region_name=region)
+        if not session.region_name:
+            raise DeployError("no AWS region: pass --region or configure one")
+        return cls(region=session.region_name, session=session)
+
+    def stack(self, name: str, pattern: str) -> Stack:
+        """A stack deployed with CloudFormation (`sam deploy`), read from its outputs."""
+        described = self.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        return Stack(name, pattern, outputs)
 
     def client(self, service: str) -> BaseClient:
         """A boto3 client for ``service`` bound to this cloud (cached, thread-safe)."""
