@@ -25,9 +25,9 @@ from typing import Any
 from jsonata import Jsonata
 from jsonata.jexception import JException
 from jsonata.utils import Utils
+from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.responses import DynamoHandler
-from moto.core.exceptions import AWSError
 from moto.stepfunctions.exceptions import InvalidExecutionInput, InvalidToken
 from moto.stepfunctions.parser.api import (
     EvaluationFailedEventDetails,
