@@ -11,6 +11,7 @@ create stacks or resources of their own and do not run against AWS.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,8 @@ def _target(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The long load test starts first, so that the other worker runs the rest meanwhile.
+    items.sort(key=lambda item: item.get_closest_marker("load") is None)
     target = _target(config)
     for item in items:
         if target != "embedded" and "engine" in item.keywords:
@@ -62,8 +65,11 @@ def sfn(cloud: Cloud) -> Any:
 
 
 def _stack(request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> Stack:
-    if _target(request.config) == "aws":
+    target = _target(request.config)
+    if target == "aws":
         return cloud.stack(request.config.getoption("--stack-prefix") + pattern, pattern)
+    if target == "endpoint":  # beside whatever the endpoint already runs (earlyexit serve's own stacks)
+        return cloud.deploy(pattern, stack_name=f"test-{uuid.uuid4().hex[:8]}-{pattern}")
     return cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,6 +67,11 @@ def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> l
     for thread in threads:
         thread.join()
     return errors
+
+
+def unique(name: str) -> str:
+    """``name`` with a random suffix: a stack that deploys beside earlier runs on the same endpoint."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def error_code(error: BaseException | None) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import answer_at_once, error_code, play
+from support import answer_at_once, error_code, play, unique
 
 from earlyexit.approvals import ApprovalError, decide, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import read_execution
@@ -74,7 +74,7 @@ def test_deadline_passing_first_times_out_with_no_decision(sfn: Any, arn: str) -
 
 @pytest.mark.deploys
 def test_missing_timeout_uses_the_stack_default(cloud: Cloud, sfn: Any) -> None:
-    stack = cloud.deploy("either-or", parameters={"ApprovalTimeoutSeconds": 1}, stack_name="either-or-1s-default")
+    stack = cloud.deploy("either-or", parameters={"ApprovalTimeoutSeconds": 1}, stack_name=unique("either-or-1s-default"))
     execution_arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"],
                                         input=json.dumps({"approvers": list(APPROVERS)}))["executionArn"]
     assert wait_for_outcome(sfn, execution_arn, timeout=20).output["outcome"] == "TIMED_OUT"
@@ -158,7 +158,7 @@ def test_timeout_bounds_are_accepted(sfn: Any, arn: str, timeout_seconds: int) -
 
 @pytest.mark.deploys
 def test_undeliverable_request_fails_the_execution_without_counting_a_decision(cloud: Cloud, sfn: Any) -> None:
-    stack = cloud.deploy("either-or", parameters={"EventBusName": "no-such-bus"}, stack_name="either-or-no-bus")
+    stack = cloud.deploy("either-or", parameters={"EventBusName": "no-such-bus"}, stack_name=unique("either-or-no-bus"))
     execution_arn = start_approval(sfn, stack.outputs["StateMachineArn"], list(APPROVERS), timeout_seconds=60)
     execution = wait_for_outcome(sfn, execution_arn)
     assert (execution.status, execution.error) == ("FAILED", "ApprovalRequestNotDelivered")

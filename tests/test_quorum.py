@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import error_code, play
+from support import error_code, play, unique
 
 from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import Execution, read_execution
@@ -117,7 +117,7 @@ def test_send_task_failure_and_malformed_answers_count_as_rejections(sfn: Any, a
 
 @pytest.mark.deploys
 def test_default_quorum_comes_from_the_stack_parameter(cloud: Cloud, sfn: Any) -> None:
-    stack = cloud.deploy("quorum", parameters={"DefaultQuorum": 3}, stack_name="quorum-default-3")
+    stack = cloud.deploy("quorum", parameters={"DefaultQuorum": 3}, stack_name=unique("quorum-default-3"))
     execution = play(sfn, stack.outputs["StateMachineArn"], APPROVERS,
                      [("alice", "approve"), ("bob", "approve"), ("carol", "approve")])
     assert (execution.output["quorum"], execution.output["decidedBy"]) == (3, "carol")
