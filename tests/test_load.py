@@ -1,0 +1,18 @@
+"""Load: 200 quorum executions at once, every approver answering at the same instant."""
+
+from __future__ import annotations
+
+import pytest
+
+from earlyexit.bench import run_load
+from earlyexit.local import Cloud
+
+
+@pytest.mark.load
+@pytest.mark.deploys
+def test_two_hundred_simultaneous_executions_lose_no_decision_never_hang_and_decide_right(cloud: Cloud) -> None:
+    result = run_load(cloud, 200, workers=200)  # all 200 in flight together
+    assert (result.executions, result.decided) == (200, 200)
+    assert {"lost decisions": result.lost_decisions, "hangs": result.hangs,
+            "wrong outcomes": result.wrong_outcomes, "errors": result.errors} == {
+        "lost decisions": 0, "hangs": 0, "wrong outcomes": 0, "errors": 0}
