@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import decide, send_at_once, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import Execution
 
 Answer = tuple[str, str]  # (approver, "approve" | "reject")
@@ -47,26 +45,10 @@ def wait_until_counted(sfn: Any, execution_arn: str, flow: int, timeout: float =
     raise TimeoutError(f"flow {flow} of {execution_arn} did not finish within {timeout} s")
 
 
-def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[Exception | None]:
-    """Send every answer from its own thread, released together; returns each one's error or None."""
-    execution = wait_for_requests(sfn, execution_arn, len(answers))
-    tokens = {r.approver: r.task_token for r in execution.requests}
-    barrier = threading.Barrier(len(answers))
-    errors: list[Exception | None] = [None] * len(answers)
-
-    def send(index: int, approver: str, decision: str) -> None:
-        barrier.wait()
-        try:
-            sfn.send_task_success(taskToken=tokens[approver], output=json.dumps({"decision": decision}))
-        except Exception as error:  # noqa: BLE001 - reported to the caller
-            errors[index] = error
-
-    threads = [threading.Thread(target=send, args=(i, *answer)) for i, answer in enumerate(answers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[str | None]:
+    """Every approver in ``answers`` answers at the same instant; returns each call's error code or None."""
+    tokens = {r.approver: r.task_token for r in wait_for_requests(sfn, execution_arn, len(answers)).requests}
+    return send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
 
 
 def unique(name: str) -> str:

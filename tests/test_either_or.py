@@ -109,8 +109,8 @@ def test_late_decision_after_the_outcome_is_refused_and_changes_nothing(sfn: Any
 
 def test_simultaneous_decisions_settle_on_exactly_one_decider(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    errors = answer_at_once(sfn, execution_arn, [("alice", "approve"), ("bob", "reject")])
-    assert all(e is None or error_code(e) == "TaskTimedOut" for e in errors)
+    codes = answer_at_once(sfn, execution_arn, [("alice", "approve"), ("bob", "reject")])
+    assert set(codes) <= {None, "TaskTimedOut"}
     output = wait_for_outcome(sfn, execution_arn).output
     expected = {"alice": ("APPROVED", ["alice"], []), "bob": ("REJECTED", [], ["bob"])}[output["decidedBy"]]
     assert (output["outcome"], output["approvals"], output["rejections"]) == expected

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from earlyexit.history import Execution, read_execution
 
-__all__ = ["ApprovalError", "start_approval", "decide", "wait_for_outcome", "wait_for_requests"]
+__all__ = ["ApprovalError", "start_approval", "decide", "send_at_once", "wait_for_outcome", "wait_for_requests"]
 
 
 class ApprovalError(Exception):
@@ -77,6 +79,27 @@ def decide(sfn: Any, execution_arn: str, approver: str, decision: str, comment: 
             raise ApprovalError(f"already decided: Step Functions refused the decision "
                                 f"({error.response['Error']['Code']})") from None
         raise
+
+
+def send_at_once(sfn: Any, answers: Sequence[tuple[str, str]]) -> list[str | None]:
+    """Send each (task token, decision) from its own thread, all released together, as approvers
+    answering at the same instant; returns each call's error code (None when accepted)."""
+    barrier = threading.Barrier(len(answers))
+    codes: list[str | None] = [None] * len(answers)
+
+    def send(index: int, token: str, decision: str) -> None:
+        barrier.wait()
+        try:
+            sfn.send_task_success(taskToken=token, output=json.dumps({"decision": decision}))
+        except ClientError as error:
+            codes[index] = error.response["Error"]["Code"]
+
+    threads = [threading.Thread(target=send, args=(i, *answer)) for i, answer in enumerate(answers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes
 
 
 def wait_for_outcome(sfn: Any, execution_arn: str, timeout: float = 30.0) -> Execution:

@@ -18,7 +18,6 @@ import json
 import math
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,12 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
 from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import decide, send_at_once, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import Execution, history_events, state_transitions
 from earlyexit.local import PATTERNS, Cloud, embedded_cloud
 
@@ -255,26 +253,6 @@ class _Verdict:
     wrong: bool = False
 
 
-def _answer_at_once(sfn: Any, answers: list[tuple[str, str]]) -> list[str | None]:
-    """Send each (token, decision) from its own thread, released together; returns each error code or None."""
-    barrier = threading.Barrier(len(answers))
-    codes: list[str | None] = [None] * len(answers)
-
-    def send(index: int, token: str, decision: str) -> None:
-        barrier.wait()
-        try:
-            sfn.send_task_success(taskToken=token, output=json.dumps({"decision": decision}))
-        except ClientError as error:
-            codes[index] = error.response["Error"]["Code"]
-
-    threads = [threading.Thread(target=send, args=(i, *answer)) for i, answer in enumerate(answers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return codes
-
-
 def _check(sfn: Any, ddb: Any, table: str, execution_arn: str, quorum: int, decisions: tuple[str, ...],
            patience: float) -> _Verdict:
     """Wait up to ``patience`` s for the outcome, then compare it with the answers, the history and the tally."""
@@ -311,7 +289,7 @@ def _answer(sfn: Any, state_machine_arn: str, quorum: int, decisions: tuple[str,
     tokens = {r.approver: r.task_token for r in requested.requests}
     if len(tokens) < len(approvers):
         return execution_arn, []  # never asked everyone: _check reports the hang
-    return execution_arn, _answer_at_once(sfn, [(tokens[a], d) for a, d in zip(approvers, decisions, strict=True)])
+    return execution_arn, send_at_once(sfn, [(tokens[a], d) for a, d in zip(approvers, decisions, strict=True)])
 
 
 def run_load(cloud: Cloud, count: int, workers: int = LOAD_WORKERS) -> LoadResult:
