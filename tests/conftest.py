@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from templates import state_machine_role, translated
 
-from earlyexit.local import Cloud, Stack, embedded_cloud
+from earlyexit.local import PATTERNS, Cloud, Stack, embedded_cloud
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +82,24 @@ def either_or(request: pytest.FixtureRequest, cloud: Cloud) -> Stack:
 @pytest.fixture(scope="session")
 def quorum(request: pytest.FixtureRequest, cloud: Cloud) -> Stack:
     return _stack(request, cloud, "quorum")
+
+
+@pytest.fixture(params=PATTERNS)
+def pattern(request: pytest.FixtureRequest) -> str:
+    """Each pattern in turn (the static suites)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def cfn(pattern: str) -> dict[str, Any]:
+    """The pattern's template translated to plain CloudFormation."""
+    return translated(pattern)
+
+
+@pytest.fixture
+def role(cfn: dict[str, Any]) -> dict[str, Any]:
+    """The translated template's state machine role."""
+    return state_machine_role(cfn)
 
 
 class ApprovalInbox:

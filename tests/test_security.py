@@ -75,23 +75,7 @@ MISSING_CHECKOV = (
 )
 
 
-# --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=PATTERNS)
-def pattern(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def cfn(pattern: str) -> dict:
-    return translated(pattern)
-
-
-@pytest.fixture
-def role(cfn: dict) -> dict:
-    return state_machine_role(cfn)
-
+# --- fixtures: pattern, cfn and role come from conftest.py --------------------------------
 
 @pytest.fixture(scope="session")
 def template_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:

@@ -19,7 +19,6 @@ from templates import (
     CONTRACT_PARAMETERS,
     IF_NOT_EXISTS,
     LOG_DELIVERY_ACTIONS,
-    PATTERNS,
     PHYSICAL_NAME_PROPERTIES,
     PLACEHOLDER,
     PREDEFINED_ERRORS,
@@ -58,12 +57,7 @@ from templates import (
     walk_states,
 )
 
-# --- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=PATTERNS)
-def pattern(request: pytest.FixtureRequest) -> str:
-    return request.param
+# --- fixtures (pattern, cfn and role come from conftest.py) ------------------------------
 
 
 @pytest.fixture
@@ -74,16 +68,6 @@ def template(pattern: str) -> dict:
 @pytest.fixture
 def asl(pattern: str) -> dict:
     return load_asl(pattern)
-
-
-@pytest.fixture
-def cfn(pattern: str) -> dict:
-    return translated(pattern)
-
-
-@pytest.fixture
-def role(cfn: dict) -> dict:
-    return state_machine_role(cfn)
 
 
 @pytest.fixture
