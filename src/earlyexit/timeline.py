@@ -36,14 +36,16 @@ def render_execution(execution: Execution, title: str | None = None) -> None:
         table.add_row(str(elapsed), Text(entry.text, style=_STYLES.get(entry.kind, "")))
     out.print(table)
     if execution.output is not None:
-        outcome = str(execution.output.get("outcome"))
-        summary = Text("  outcome ")
+        output = execution.output
+        outcome = str(output.get("outcome"))
+        summary = Text("  ")
         summary.append(outcome, style=_OUTCOME_STYLES.get(outcome, "bold"))
-        summary.append(f"  approvals={execution.output.get('approvals')} rejections={execution.output.get('rejections')}"
-                       f" decidedBy={execution.output.get('decidedBy')}")
-        if "quorum" in execution.output:
-            summary.append(f" quorum={execution.output['quorum']}")
-        summary.append(f"  transitions={execution.transitions}", style="dim")
+        summary.append(f"  approvals {', '.join(output.get('approvals') or []) or '-'}"
+                       f" | rejections {', '.join(output.get('rejections') or []) or '-'}"
+                       f" | decided by {output.get('decidedBy') or '-'}")
+        if "quorum" in output:
+            summary.append(f" | quorum {output['quorum']}")
+        summary.append(f" | {execution.transitions} transitions", style="dim")
         out.print(summary)
     elif execution.status == "RUNNING":
         waiting = ", ".join(r.approver for r in execution.pending) or "requests being sent"
