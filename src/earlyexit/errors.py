@@ -1,0 +1,13 @@
+"""The package's errors: every one derives from :class:`EarlyExitError`."""
+
+from __future__ import annotations
+
+__all__ = ["EarlyExitError", "WaitTimeout"]
+
+
+class EarlyExitError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class WaitTimeout(EarlyExitError, TimeoutError):
+    """A condition awaited with :func:`earlyexit.polling.wait_until` did not hold before its deadline."""
