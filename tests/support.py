@@ -1,53 +1,91 @@
-"""Helpers the scenario suites share: play an approval and read what happened."""
+"""Helpers the scenario suites share: play an approval, read what happened, and the rule that predicts it."""
 
 from __future__ import annotations
 
-import time
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from earlyexit.approvals import decide, send_at_once, start_approval, wait_for_outcome, wait_for_requests
-from earlyexit.history import Execution
+from botocore.exceptions import ClientError
 
-Answer = tuple[str, str]  # (approver, "approve" | "reject")
+from earlyexit import states
+from earlyexit.approvals import send_at_once, start_approval
+from earlyexit.history import Execution, history_events, read_execution
+from earlyexit.polling import wait_until
+
+Answer = tuple[str, str]  # (approver, kind): kind is one of ANSWER_KINDS
+ANSWER_KINDS = ("approve", "reject", "malformed", "failure")
+
+# The states a flow ends in once its decision is counted (their input names the approver).
+_FLOW_DONE = {states.QUORUM.COUNTED, states.QUORUM.MET, states.QUORUM.UNREACHABLE,
+              *map(states.EITHER_OR.decided, range(1, states.EITHER_OR.FLOWS + 1))}
+
+
+def send_answer(sfn: Any, task_token: str, kind: str) -> None:
+    """Answer a request as an approver would: a decision, a malformed answer, or SendTaskFailure."""
+    if kind == "failure":
+        sfn.send_task_failure(taskToken=task_token, error="Declined", cause="sent with SendTaskFailure")
+    else:
+        answer = {"approve": {"decision": "approve"}, "reject": {"decision": "reject", "comment": "not now"},
+                  "malformed": {"decision": "yes please"}}[kind]
+        sfn.send_task_success(taskToken=task_token, output=json.dumps(answer))
+
+
+def requests_sent(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
+    """The execution once ``count`` approval requests are out (WaitTimeout otherwise)."""
+    def probe() -> Execution | None:
+        execution = read_execution(sfn, execution_arn)
+        return execution if len(execution.requests) >= count else None
+
+    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}")
+
+
+def ended(sfn: Any, execution_arn: str, timeout: float = 60) -> Execution:
+    """The execution once it is no longer RUNNING (WaitTimeout otherwise)."""
+    wait_until(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING",
+               timeout=timeout, what=f"the end of {execution_arn}")
+    return read_execution(sfn, execution_arn)
+
+
+def flow_done(sfn: Any, execution_arn: str, approver: str) -> bool:
+    """Whether ``approver``'s flow has counted its decision (or the execution has ended)."""
+    if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+        return True
+    for event in history_events(sfn, execution_arn):
+        details = event.get("stateEnteredEventDetails") or {}
+        if details.get("name") in _FLOW_DONE and json.loads(details.get("input") or "{}").get("approver") == approver:
+            return True
+    return False
+
+
+def wait_until_counted(sfn: Any, execution_arn: str, approver: str, timeout: float = 20) -> None:
+    """Wait until ``approver``'s decision is counted, as people answer one after the other."""
+    wait_until(lambda: flow_done(sfn, execution_arn, approver), timeout=timeout,
+               what=f"{approver}'s decision to be counted in {execution_arn}")
 
 
 def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer] = (),
          timeout_seconds: int = 60, simultaneous: bool = False, **execution_input: Any) -> Execution:
-    """Start an approval, send ``answers`` (in order, or all at the same instant), return the outcome."""
+    """Start an approval, send ``answers`` (in order, each once the previous one is counted, or all at the
+    same instant), and return the ended execution."""
     arn = start_approval(sfn, state_machine_arn, list(approvers), execution_input.pop("request", None),
                          execution_input.pop("quorum", None), timeout_seconds)
-    wait_for_requests(sfn, arn, len(approvers))
+    requested = requests_sent(sfn, arn, len(approvers))
+    tokens = {r.approver: r.task_token for r in requested.requests}
     if simultaneous:
         answer_at_once(sfn, arn, answers)
     else:
-        for approver, decision in answers:
-            decide(sfn, arn, approver, decision)
-            wait_until_counted(sfn, arn, list(approvers).index(approver) + 1)
-    return wait_for_outcome(sfn, arn, timeout=timeout_seconds + 30)
-
-
-def wait_until_counted(sfn: Any, execution_arn: str, flow: int, timeout: float = 10) -> None:
-    """Wait until flow ``flow`` has finished with its decision (as people answer one after the other)."""
-    done = {f"Approver {flow} decided", f"Decision {flow} counted", f"Quorum met {flow}",
-            f"Quorum unreachable {flow}", f"Request {flow} not delivered"}
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    while time.monotonic() < deadline:
-        if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
-            return
-        history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        if any(e.get("stateEnteredEventDetails", {}).get("name") in done for e in history):
-            return
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.2)
-    raise TimeoutError(f"flow {flow} of {execution_arn} did not finish within {timeout} s")
+        for approver, kind in answers:
+            send_answer(sfn, tokens[approver], kind)
+            wait_until_counted(sfn, arn, approver)
+    return ended(sfn, arn, timeout=timeout_seconds + 60)
 
 
 def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[str | None]:
     """Every approver in ``answers`` answers at the same instant; returns each call's error code or None."""
-    tokens = {r.approver: r.task_token for r in wait_for_requests(sfn, execution_arn, len(answers)).requests}
+    tokens = {r.approver: r.task_token for r in requests_sent(sfn, execution_arn, len(answers)).requests}
     return send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
 
 
@@ -59,3 +97,60 @@ def unique(name: str) -> str:
 def error_code(error: BaseException | None) -> str | None:
     response = getattr(error, "response", None)
     return response["Error"]["Code"] if response else None
+
+
+def refusal(call: Any) -> str | None:
+    """Run ``call``; the error code Step Functions refused it with, or None if it was accepted."""
+    try:
+        call()
+    except ClientError as error:
+        return error_code(error)
+    return None
+
+
+# -- the rule (the contract's decision table), to predict what an execution must end with ------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the contract says an execution answered in this order ends with."""
+
+    outcome: str
+    decided_by: str | None
+    approvals: list[str]
+    rejections: list[str]
+    settled_after: int | None  # how many answers settled it (None: the deadline)
+    late: list[Answer] = field(default_factory=list)  # answers sent after the outcome: refused
+
+    def output(self, pattern: str, request: dict[str, Any], quorum: int | None) -> dict[str, Any]:
+        output = {"outcome": self.outcome, "pattern": pattern, "request": request, "approvals": self.approvals,
+                  "rejections": self.rejections, "decidedBy": self.decided_by}
+        return output if quorum is None else {**output, "quorum": quorum}
+
+
+def expected(approvers: Sequence[str], answers: Sequence[Answer], quorum: int | None = None) -> Expected:
+    """The outcome of ``answers`` sent one after the other, each counted before the next.
+
+    either-or (``quorum`` None): the first answer decides, APPROVED only for a valid approval.
+    quorum: APPROVED once approvals >= quorum, REJECTED once rejections > N - quorum; neither
+    before the answers run out: TIMED_OUT at the deadline with every answer listed. Anything but
+    an approval (a rejection, a malformed answer, SendTaskFailure) counts as a rejection.
+    """
+    approving: set[str] = set()
+    rejecting: set[str] = set()
+
+    def listed(names: set[str]) -> list[str]:
+        return [a for a in approvers if a in names]
+
+    for index, (approver, kind) in enumerate(answers, start=1):
+        (approving if kind == "approve" else rejecting).add(approver)
+        if quorum is None:
+            outcome = "APPROVED" if kind == "approve" else "REJECTED"
+        elif len(approving) >= quorum:
+            outcome = "APPROVED"
+        elif len(rejecting) > len(approvers) - quorum:
+            outcome = "REJECTED"
+        else:
+            continue
+        return Expected(outcome, approver, listed(approving), listed(rejecting), index, list(answers[index:]))
+    return Expected("TIMED_OUT", None, listed(approving), listed(rejecting), None)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PATTERNS = ("either-or", "quorum")
 
-# DESIGN.md, "Stack parameters and outputs": name -> (Type, Default).
+# The contract, "Stack parameters and outputs": name -> (Type, Default).
 CONTRACT_PARAMETERS = {
     "either-or": {"ApprovalTimeoutSeconds": ("Number", 86400), "EventBusName": ("String", "default")},
     "quorum": {
@@ -182,6 +182,29 @@ def parallel_branches(definition: dict) -> Iterator[tuple[str, dict, int, dict]]
         if state.get("Type") == "Parallel":
             for index, branch in enumerate(state["Branches"], start=1):
                 yield name, state, index, branch
+
+
+def flow_states(branch: dict) -> dict[str, dict]:
+    """A Parallel branch's states and, depth first, those of every Map iteration inside it: a Fail
+    state in an iteration fails the Map (no Catch on it), so it ends the flow too."""
+    found = dict(branch["States"])
+    for state in branch["States"].values():
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                found.update(flow_states(state[key]))
+    return found
+
+
+def flow_ends(branch: dict) -> dict[str, dict]:
+    """The states a flow can end in: its terminal states, a Map's replaced by its iterations' ends."""
+    ends: dict[str, dict] = {}
+    for name, state in branch["States"].items():
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor is not None and state.get("End"):
+            ends.update(flow_ends(processor))
+        elif state["Type"] in ("Fail", "Succeed") or state.get("End"):
+            ends[name] = state
+    return ends
 
 
 def transitions(state: dict) -> list[str]:

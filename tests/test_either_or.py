@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import answer_at_once, error_code, play, unique
+from support import answer_at_once, ended, error_code, play, requests_sent, unique
 
-from earlyexit.approvals import ApprovalError, decide, start_approval, wait_for_outcome, wait_for_requests
-from earlyexit.history import read_execution
+from earlyexit.approvals import ApprovalError, decide, start_approval
+from earlyexit.history import Exit, read_execution
 from earlyexit.local import Cloud, Stack
+from earlyexit.states import DEADLINE_PASSED, EITHER_OR
 
 APPROVERS = ("alice", "bob")
 REQUEST = {"laptop": "14-inch", "price": 1499, "note": 'say "hi"'}
@@ -30,7 +31,7 @@ def test_first_approval_approves_and_stops_the_other_flows(sfn: Any, arn: str, f
     execution = play(sfn, arn, APPROVERS, [(approver, "approve")], request=REQUEST)
     assert execution.output == {"outcome": "APPROVED", "pattern": "either-or", "request": REQUEST,
                                 "approvals": [approver], "rejections": [], "decidedBy": approver}
-    assert execution.exited_by == f"Approver {flow} decided"
+    assert execution.exited_by == Exit(EITHER_OR.decided(flow), approver)
     assert [d.approver for d in execution.decisions] == [approver]
 
 
@@ -40,14 +41,14 @@ def test_first_rejection_rejects(sfn: Any, arn: str, flow: int) -> None:
     execution = play(sfn, arn, APPROVERS, [(approver, "reject")])
     assert execution.output == {"outcome": "REJECTED", "pattern": "either-or", "request": {},
                                 "approvals": [], "rejections": [approver], "decidedBy": approver}
-    assert execution.exited_by == f"Approver {flow} decided"
+    assert execution.exited_by == Exit(EITHER_OR.decided(flow), approver)
 
 
 def test_send_task_failure_counts_as_a_rejection(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    request = next(r for r in wait_for_requests(sfn, execution_arn, 2).requests if r.approver == "bob")
+    request = next(r for r in requests_sent(sfn, execution_arn, 2).requests if r.approver == "bob")
     sfn.send_task_failure(taskToken=request.task_token, error="Declined", cause="over budget")
-    execution = wait_for_outcome(sfn, execution_arn)
+    execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["rejections"], execution.output["decidedBy"]) == (
         "REJECTED", ["bob"], "bob")
 
@@ -58,9 +59,9 @@ def test_send_task_failure_counts_as_a_rejection(sfn: Any, arn: str) -> None:
 ], ids=repr)
 def test_malformed_decision_counts_as_a_rejection(sfn: Any, arn: str, answer: Any) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    request = wait_for_requests(sfn, execution_arn, 2).requests[0]
+    request = requests_sent(sfn, execution_arn, 2).requests[0]
     sfn.send_task_success(taskToken=request.task_token, output=json.dumps(answer))
-    execution = wait_for_outcome(sfn, execution_arn)
+    execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["approvals"], execution.output["rejections"]) == (
         "REJECTED", [], [request.approver])
 
@@ -69,7 +70,7 @@ def test_deadline_passing_first_times_out_with_no_decision(sfn: Any, arn: str) -
     execution = play(sfn, arn, APPROVERS, timeout_seconds=1)
     assert execution.output == {"outcome": "TIMED_OUT", "pattern": "either-or", "request": {},
                                 "approvals": [], "rejections": [], "decidedBy": None}
-    assert execution.exited_by == "Deadline passed"
+    assert execution.exited_by == Exit(DEADLINE_PASSED, None)
 
 
 @pytest.mark.deploys
@@ -77,7 +78,7 @@ def test_missing_timeout_uses_the_stack_default(cloud: Cloud, sfn: Any) -> None:
     stack = cloud.deploy("either-or", parameters={"ApprovalTimeoutSeconds": 1}, stack_name=unique("either-or-1s-default"))
     execution_arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"],
                                         input=json.dumps({"approvers": list(APPROVERS)}))["executionArn"]
-    assert wait_for_outcome(sfn, execution_arn, timeout=20).output["outcome"] == "TIMED_OUT"
+    assert ended(sfn, execution_arn, timeout=20).output["outcome"] == "TIMED_OUT"
 
 
 @pytest.mark.parametrize("outcome", ["approve", "reject", "deadline"])
@@ -111,7 +112,7 @@ def test_simultaneous_decisions_settle_on_exactly_one_decider(sfn: Any, arn: str
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
     codes = answer_at_once(sfn, execution_arn, [("alice", "approve"), ("bob", "reject")])
     assert set(codes) <= {None, "TaskTimedOut"}
-    output = wait_for_outcome(sfn, execution_arn).output
+    output = ended(sfn, execution_arn).output
     expected = {"alice": ("APPROVED", ["alice"], []), "bob": ("REJECTED", [], ["bob"])}[output["decidedBy"]]
     assert (output["outcome"], output["approvals"], output["rejections"]) == expected
 
@@ -142,7 +143,7 @@ def test_simultaneous_decisions_settle_on_exactly_one_decider(sfn: Any, arn: str
 def test_invalid_input_fails_naming_the_field_before_any_request(sfn: Any, arn: str, execution_input: Any,
                                                                  field: str) -> None:
     execution_arn = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))["executionArn"]
-    execution = wait_for_outcome(sfn, execution_arn)
+    execution = ended(sfn, execution_arn)
     assert (execution.status, execution.error) == ("FAILED", "InvalidInput")
     assert execution.cause.startswith(f"{field}: ")
     assert execution.requests == []
@@ -152,7 +153,7 @@ def test_invalid_input_fails_naming_the_field_before_any_request(sfn: Any, arn: 
 @pytest.mark.parametrize("timeout_seconds", [1, 31449600])
 def test_timeout_bounds_are_accepted(sfn: Any, arn: str, timeout_seconds: int) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=timeout_seconds)
-    assert len(wait_for_requests(sfn, execution_arn, 2).requests) == 2
+    assert len(requests_sent(sfn, execution_arn, 2).requests) == 2
     sfn.stop_execution(executionArn=execution_arn)
 
 
@@ -160,7 +161,7 @@ def test_timeout_bounds_are_accepted(sfn: Any, arn: str, timeout_seconds: int) -
 def test_undeliverable_request_fails_the_execution_without_counting_a_decision(cloud: Cloud, sfn: Any) -> None:
     stack = cloud.deploy("either-or", parameters={"EventBusName": "no-such-bus"}, stack_name=unique("either-or-no-bus"))
     execution_arn = start_approval(sfn, stack.outputs["StateMachineArn"], list(APPROVERS), timeout_seconds=60)
-    execution = wait_for_outcome(sfn, execution_arn)
+    execution = ended(sfn, execution_arn)
     assert (execution.status, execution.error) == ("FAILED", "ApprovalRequestNotDelivered")
     assert json.loads(execution.cause)["error"].startswith("EventBridge.")
     assert execution.output is None and execution.decisions == []

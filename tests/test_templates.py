@@ -1,17 +1,22 @@
 """Static checks of both SAM stacks and their ASL definitions: nothing is deployed or executed.
 
 Each test states one property of a template or a state machine definition. Expected values
-come from the contract in /work/shared/DESIGN.md or are derived from the files themselves
+come from the contract (docs/ and the README) or are derived from the files themselves
 (e.g. the IAM actions the role must grant are read off the ASL's Task states).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import os
 import subprocess
 
+import cfnlint.api
 import pytest
+from jsonata import Jsonata
+from jsonata.jexception import JException
 from templates import (
     BARE_DOLLAR,
     BIN,
@@ -32,6 +37,8 @@ from templates import (
     asl_path,
     bracket_problem,
     error_names_mentioned,
+    flow_ends,
+    flow_states,
     iam_action,
     is_arn_of,
     is_wildcard,
@@ -56,6 +63,8 @@ from templates import (
     walk_scopes,
     walk_states,
 )
+
+from earlyexit import states
 
 # --- fixtures (pattern, cfn and role come from conftest.py) ------------------------------
 
@@ -281,7 +290,7 @@ def test_every_flow_can_end_the_parallel_early_with_a_fail_state(asl: dict) -> N
     assert branches, "no Parallel state"
     silent = [
         (name, number) for name, _, number, branch in branches
-        if not any(thrown_errors(s) for s in branch["States"].values() if s["Type"] == "Fail")
+        if not any(thrown_errors(s) for s in flow_states(branch).values() if s["Type"] == "Fail")
     ]
     assert silent == []
 
@@ -290,7 +299,7 @@ def test_parallel_catch_names_every_error_its_flows_throw(asl: dict) -> None:
     for name, parallel, number, branch in parallel_branches(asl):
         caught = {e for catcher in parallel.get("Catch", []) for e in catcher["ErrorEquals"]}
         assert "States.ALL" not in caught, f"{name} catches States.ALL"
-        thrown = set().union(*(thrown_errors(s) for s in branch["States"].values() if s["Type"] == "Fail"))
+        thrown = set().union(*(thrown_errors(s) for s in flow_states(branch).values() if s["Type"] == "Fail"))
         assert thrown - caught == set(), f"{name} / branch {number}"
 
 
@@ -316,7 +325,7 @@ def test_fail_states_in_flows_are_terminal(asl: dict) -> None:
     not_terminal = [
         (name, number, state_name)
         for name, _, number, branch in parallel_branches(asl)
-        for state_name, state in branch["States"].items()
+        for state_name, state in flow_states(branch).items()
         if state["Type"] == "Fail" and ({"Next", "End", "Catch"} & set(state))
     ]
     assert not_terminal == []
@@ -325,9 +334,9 @@ def test_fail_states_in_flows_are_terminal(asl: dict) -> None:
 def test_every_flow_ends_in_a_fail_or_succeed_state(asl: dict) -> None:
     wrong_ends = []
     for name, _, number, branch in parallel_branches(asl):
-        ends = [n for n, s in branch["States"].items() if s["Type"] in ("Fail", "Succeed") or s.get("End")]
+        ends = flow_ends(branch)
         assert ends, f"{name} / branch {number} has no end"
-        wrong_ends += [(name, number, n) for n in ends if branch["States"][n]["Type"] not in ("Fail", "Succeed")]
+        wrong_ends += [(name, number, n) for n, s in ends.items() if s["Type"] not in ("Fail", "Succeed")]
     assert wrong_ends == []
 
 
@@ -364,7 +373,7 @@ def test_jsonata_expressions_use_no_bare_dollar(pattern: str) -> None:
 def test_callback_flows_run_in_a_standard_workflow(pattern: str, asl: dict) -> None:
     """Express workflows cannot wait for task tokens, so the stack must be STANDARD."""
     callbacks = [n for _, n, s in task_states(asl) if s["Resource"].endswith(".waitForTaskToken")]
-    assert callbacks, "the approval requests must wait for a task token (DESIGN.md)"
+    assert callbacks, "the approval requests must wait for a task token (the contract)"
     _, state_machine = sam_state_machine(pattern)
     assert state_machine["Properties"].get("Type", "STANDARD") == "STANDARD"
 
@@ -418,3 +427,50 @@ def test_tally_items_expire_on_the_attribute_the_asl_sets_once(
     assert len(attributes) == 1, f"expected one if_not_exists TTL attribute, found {attributes}"
     ttl = tally_table[1].get("TimeToLiveSpecification", {})
     assert (ttl.get("AttributeName"), ttl.get("Enabled")) == (attributes.pop(), True)
+
+
+# --- checks that need the definition inline or parsed ---------------------------------------
+
+
+def inlined(pattern: str, definition: dict) -> dict:
+    """The translated template with ``definition`` inline (cfn-lint validates only inline definitions)."""
+    cfn = copy.deepcopy(translated(pattern))
+    _, state_machine = only(resources_of_type(cfn, "AWS::StepFunctions::StateMachine"))
+    del state_machine["Properties"]["DefinitionS3Location"]
+    state_machine["Properties"]["Definition"] = definition
+    return cfn
+
+
+def lint_matches(template: dict) -> list[str]:
+    matches = cfnlint.api.lint(json.dumps(template), config=cfnlint.api.ManualArgs(regions=["us-east-1"]))
+    return [f"{m.rule.id} {m.message}" for m in matches]
+
+
+def test_cfn_lint_validates_the_inlined_definition_without_a_finding(pattern: str) -> None:
+    assert lint_matches(inlined(pattern, load_asl(pattern))) == []
+
+
+def test_cfn_lint_of_the_inlined_definition_catches_an_unknown_field(pattern: str) -> None:
+    broken = copy.deepcopy(load_asl(pattern))
+    broken["States"]["Validate input"]["Defualt"] = "Decided"
+    assert any(finding.startswith("E3601") for finding in lint_matches(inlined(pattern, broken)))
+
+
+def test_every_jsonata_expression_parses_with_the_pinned_evaluator(pattern: str) -> None:
+    unparsable = {}
+    for expression in jsonata_expressions(rendered_asl(pattern)):
+        try:
+            Jsonata(expression)
+        except JException as error:
+            unparsable[expression] = str(error)
+    assert unparsable == {}
+
+
+def test_the_jsonata_parser_refuses_a_broken_expression() -> None:
+    with pytest.raises(JException):
+        Jsonata("$count($states.input.approvers")
+
+
+@pytest.mark.parametrize(("pattern", "names"), [("either-or", states.EITHER_OR.all()), ("quorum", states.QUORUM.all())])
+def test_state_names_the_package_reads_are_exactly_the_definitions(pattern: str, names: set[str]) -> None:
+    assert {name for _, name, _ in walk_states(load_asl(pattern))} == names
