@@ -1,0 +1,90 @@
+"""The execution input rules of both patterns, defined once.
+
+The state machines check the same rules in their ``Validate input`` state, in the same
+order, and fail with error ``InvalidInput`` and exactly the cause :func:`check_input`
+returns; ``tests/test_rules.py`` keeps the two equal. The CLI checks them before it
+starts anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BLANK", "MAX_APPROVERS", "MAX_TIMEOUT_SECONDS", "MIN_APPROVERS", "Violation", "check_input", "is_integer"]
+
+MIN_APPROVERS = 2
+MAX_APPROVERS = 40  # an inline Map runs at most 40 iterations at once, and every approver is asked at once
+MAX_TIMEOUT_SECONDS = 31_449_600  # 364 days: every execution ends inside Step Functions' one-year limit
+
+# Unicode whitespace: an approver made only of these characters is blank.
+BLANK = frozenset("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+                  + "\u2028\u2029\u202f\u205f\u3000\ufeff")
+
+_TIMEOUT_CAUSE = f"timeoutSeconds: must be an integer from 1 to {MAX_TIMEOUT_SECONDS} (364 days)"
+_REQUEST_CAUSE = "request: must be a JSON object"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """The first rule an execution input breaks: its field and the ``InvalidInput`` cause."""
+
+    field: str  # approvers, quorum, timeoutSeconds or request
+    cause: str
+
+    def __str__(self) -> str:
+        return self.cause
+
+
+def is_integer(value: Any) -> bool:
+    """A JSON number with an integral value (``2.0`` is 2; ``"2"``, ``true`` and ``null`` are not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value == int(value))
+
+
+def _approvers_cause(pattern: str) -> str:
+    count = "exactly 2" if pattern == "either-or" else f"{MIN_APPROVERS} to {MAX_APPROVERS}"
+    return f"approvers: required, a list of {count} distinct strings, none empty or blank"
+
+
+def _valid_approvers(pattern: str, approvers: Any) -> bool:
+    if not isinstance(approvers, list):
+        return False
+    low, high = (2, 2) if pattern == "either-or" else (MIN_APPROVERS, MAX_APPROVERS)
+    return (low <= len(approvers) <= high
+            and all(isinstance(a, str) and not set(a) <= BLANK for a in approvers)
+            and len(set(approvers)) == len(approvers))
+
+
+def _quorum_violation(execution_input: dict[str, Any], default_quorum: int | None) -> Violation | None:
+    count = len(execution_input["approvers"])
+    if "quorum" in execution_input:
+        quorum = execution_input["quorum"]
+        if not (is_integer(quorum) and 1 <= quorum <= count):
+            return Violation("quorum", f"quorum: must be an integer from 1 to the number of approvers ({count})")
+    elif default_quorum is not None and default_quorum > count:
+        return Violation("quorum", f"quorum: the stack's DefaultQuorum ({default_quorum}) is larger than the number"
+                                   f" of approvers ({count}); pass a quorum from 1 to {count}")
+    return None
+
+
+def check_input(pattern: str, execution_input: Any, *, default_quorum: int | None = None) -> Violation | None:
+    """The first rule of ``pattern`` that ``execution_input`` breaks, or None when it is valid.
+
+    ``default_quorum`` is the quorum stack's ``DefaultQuorum`` parameter; when it is not
+    known (None) an input without ``quorum`` is not checked against it.
+    """
+    if pattern not in ("either-or", "quorum"):
+        raise ValueError(f"unknown pattern {pattern!r}")
+    if not (isinstance(execution_input, dict) and _valid_approvers(pattern, execution_input.get("approvers"))):
+        return Violation("approvers", _approvers_cause(pattern))
+    if pattern == "quorum" and (violation := _quorum_violation(execution_input, default_quorum)):
+        return violation
+    if "timeoutSeconds" in execution_input:
+        timeout = execution_input["timeoutSeconds"]
+        if not (is_integer(timeout) and 1 <= timeout <= MAX_TIMEOUT_SECONDS):
+            return Violation("timeoutSeconds", _TIMEOUT_CAUSE)
+    if "request" in execution_input and not isinstance(execution_input["request"], dict):
+        return Violation("request", _REQUEST_CAUSE)
+    return None
