@@ -11,50 +11,91 @@ from support import unique
 
 from earlyexit.approvals import wait_for_outcome, wait_for_requests
 from earlyexit.local import Cloud, Stack
+from earlyexit.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
+INPUTS = [("either-or", "input.json"), ("quorum", "input.json"), ("quorum", "input-3-of-5.json")]
 
 
 def example(pattern: str, name: str) -> Any:
     return json.loads((ROOT / pattern / "examples" / name).read_text())
 
 
-@pytest.fixture(params=["either-or", "quorum"])
-def stack(request: pytest.FixtureRequest) -> Stack:
-    return request.getfixturevalue(request.param.replace("-", "_"))
+def stack_of(request: pytest.FixtureRequest, pattern: str) -> Stack:
+    return request.getfixturevalue(pattern.replace("-", "_"))
 
 
 @pytest.mark.parametrize(("answer", "outcome"), [("approve.json", "APPROVED"), ("reject.json", "REJECTED")])
-def test_example_input_and_answers_decide_the_approval(sfn: Any, stack: Stack, answer: str, outcome: str) -> None:
-    execution_input = example(stack.pattern, "input.json")
-    execution_arn = sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"],
+@pytest.mark.parametrize(("pattern", "input_file"), INPUTS, ids=[f"{p}-{f}" for p, f in INPUTS])
+def test_example_input_and_answers_decide_the_approval(request: pytest.FixtureRequest, sfn: Any, pattern: str,
+                                                       input_file: str, answer: str, outcome: str) -> None:
+    execution_input = example(pattern, input_file)
+    approvers = execution_input["approvers"]
+    execution_arn = sfn.start_execution(stateMachineArn=stack_of(request, pattern).outputs["StateMachineArn"],
                                         input=json.dumps(execution_input))["executionArn"]
-    requests = wait_for_requests(sfn, execution_arn, len(execution_input["approvers"])).requests
-    assert sorted(r.approver for r in requests) == sorted(execution_input["approvers"])
-    needed = execution_input.get("quorum", 1) if outcome == "APPROVED" else 4 - execution_input.get("quorum", 3)
-    for request in sorted(requests, key=lambda r: r.approver)[:needed]:
-        sfn.send_task_success(taskToken=request.task_token, output=json.dumps(example(stack.pattern, answer)))
-        if stack.pattern == "either-or":
+    requests = wait_for_requests(sfn, execution_arn, len(approvers)).requests
+    assert sorted(r.approver for r in requests) == sorted(approvers)
+    quorum = execution_input.get("quorum", 1)  # either-or: the first answer settles it
+    needed = quorum if outcome == "APPROVED" else len(approvers) - quorum + 1
+    for request_ in sorted(requests, key=lambda r: r.approver)[:needed]:
+        sfn.send_task_success(taskToken=request_.task_token, output=json.dumps(example(pattern, answer)))
+        if pattern == "either-or":
             break
     output = wait_for_outcome(sfn, execution_arn).output
+    assert output is not None
     assert (output["outcome"], output["request"]) == (outcome, execution_input["request"])
 
 
-@pytest.mark.deploys
-def test_example_rule_routes_the_pattern_s_approval_requests_only(cloud: Cloud, stack: Stack) -> None:
-    sqs, events = cloud.client("sqs"), cloud.client("events")
-    name = unique(f"example-rule-{stack.pattern}")
+def _delivered(sqs: Any, queue_url: str, marker: str) -> list[dict[str, Any]]:
+    """The event details with approver ``marker`` that reached the queue (waits up to 10 s for the first)."""
+    received: list[dict[str, Any]] = []
+
+    def probe() -> list[dict[str, Any]] | None:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in messages.get("Messages", []):
+            received.append(json.loads(message["Body"]))
+        return [e["detail"] for e in received if e["detail"].get("approver") == marker] or None
+
+    return wait_until(probe, timeout=10, what=f"the events marked {marker}")
+
+
+def _mark(cloud: Cloud, marker: str) -> None:
+    """One ApprovalRequested event of each pattern, approver ``marker`` (this test's events among real ones)."""
+    for pattern in ("either-or", "quorum"):
+        cloud.client("events").put_events(Entries=[{"Source": "earlyexit", "DetailType": "ApprovalRequested",
+                                                    "Detail": json.dumps({"pattern": pattern, "approver": marker})}])
+
+
+def _queue(cloud: Cloud, name: str) -> tuple[str, str]:
+    sqs = cloud.client("sqs")
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=name, EventPattern=json.dumps(example(stack.pattern, "approval-requested-rule.json")))
+    return queue_url, queue_arn
+
+
+@pytest.mark.deploys
+def test_example_rule_routes_the_pattern_s_approval_requests_only(cloud: Cloud, pattern: str) -> None:
+    name = unique(f"example-rule-{pattern}")
+    queue_url, queue_arn = _queue(cloud, name)
+    events = cloud.client("events")
+    events.put_rule(Name=name, EventPattern=json.dumps(example(pattern, "approval-requested-rule.json")))
     events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    for pattern in ("either-or", "quorum"):  # approver `name` marks this test's events among real ones
-        events.put_events(Entries=[{"Source": "earlyexit", "DetailType": "ApprovalRequested",
-                                    "Detail": json.dumps({"pattern": pattern, "approver": name})}])
-    routed: list[dict[str, Any]] = []
-    for _ in range(5):
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        routed += [json.loads(m["Body"])["detail"] for m in messages.get("Messages", [])]
-        if any(d["approver"] == name for d in routed):
-            break
-    assert [d["pattern"] for d in routed if d["approver"] == name] == [stack.pattern]
+    _mark(cloud, name)
+    assert [d["pattern"] for d in _delivered(cloud.client("sqs"), queue_url, name)] == [pattern]
+
+
+def _topic_policy(pattern: str, topic_arn: str, rule_arn: str) -> dict[str, Any]:
+    """The example topic policy with its placeholders filled in, as the README's sed command does.
+
+    (The embedded engine's EventBridge cannot target SNS: the README's commands are for AWS.)
+    """
+    text = (ROOT / pattern / "examples" / "sns-topic-policy.json").read_text()
+    return json.loads(text.replace("TOPIC_ARN", topic_arn).replace("RULE_ARN", rule_arn))
+
+
+def test_example_topic_policy_lets_only_the_rule_publish_to_the_topic(pattern: str) -> None:
+    topic_arn, rule_arn = "arn:aws:sns:eu-west-1:111122223333:approvals", "arn:aws:events:eu-west-1:111122223333:rule/r"
+    (statement,) = _topic_policy(pattern, topic_arn, rule_arn)["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"], statement["Resource"]) == (
+        "Allow", {"Service": "events.amazonaws.com"}, "sns:Publish", topic_arn)
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}

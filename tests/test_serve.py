@@ -3,40 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from earlyexit.polling import wait_until
+
 pytestmark = pytest.mark.engine
 
+ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
-Endpoint = tuple[str, dict[str, dict[str, str]]]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+Endpoint = tuple[str, dict[str, dict[str, str]], str]  # URL, each pattern's stack outputs, the approval queue
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Endpoint]:
-    """`earlyexit serve` in a subprocess: yields (endpoint URL, each pattern's stack outputs)."""
+    """`earlyexit serve` in a subprocess: yields (endpoint URL, each pattern's stack outputs, approval queue URL)."""
     with tempfile.TemporaryFile(mode="w+") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", str(_free_port())],
+        process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0"],
                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -56,7 +54,7 @@ def server() -> Iterator[Endpoint]:
             pytest.fail(f"`earlyexit serve` exited with {process.returncode} before it was ready; stderr:\n{errors()}")
         ready = json.loads(line)
         try:
-            yield ready["endpoint"], ready["stacks"]
+            yield ready["endpoint"], ready["stacks"], ready["approvalQueueUrl"]
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -74,35 +72,29 @@ def _client(url: str, service: str) -> Any:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-def _tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 10.0) -> dict[str, str]:
-    """approver -> task token, read from the ApprovalRequested events in the history."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _tokens(sfn: Any, execution_arn: str, count: int) -> dict[str, str]:
+    """approver -> task token, read from the ApprovalRequested events in the history (plain boto3)."""
+    def probe() -> dict[str, str] | None:
         tokens: dict[str, str] = {}
         for event in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
-            if event["type"] != "TaskScheduled":
-                continue
-            parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-            if "Entries" not in parameters:
-                continue
-            detail = parameters["Entries"][0]["Detail"]
-            detail = json.loads(detail) if isinstance(detail, str) else detail
-            tokens[detail["approver"]] = detail["taskToken"]
-        if len(tokens) >= count:
-            return tokens
-        assert time.monotonic() < deadline, f"only {sorted(tokens)} asked within {timeout} s"
-        time.sleep(0.05)
+            parameters = json.loads((event.get("taskScheduledEventDetails") or {}).get("parameters") or "{}")
+            if "Entries" in parameters:
+                detail = parameters["Entries"][0]["Detail"]
+                detail = json.loads(detail) if isinstance(detail, str) else detail
+                tokens[detail["approver"]] = detail["taskToken"]
+        return tokens if len(tokens) >= count else None
+
+    return wait_until(probe, timeout=10, what=f"{count} requests of {execution_arn}")
 
 
-def _outcome(sfn: Any, execution_arn: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            assert described["status"] == "SUCCEEDED", described
-            return json.loads(described["output"])
-        assert time.monotonic() < deadline, f"still RUNNING after {timeout} s"
-        time.sleep(0.05)
+def _outcome(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        return described if described["status"] != "RUNNING" else None
+
+    described = wait_until(probe, timeout=10, what=f"the outcome of {execution_arn}")
+    assert described["status"] == "SUCCEEDED", described
+    return dict(json.loads(described["output"]))
 
 
 def _start(url: str, state_machine_arn: str, approvers: list[str], **extra: Any) -> str:
@@ -116,7 +108,7 @@ def _decide(url: str, token: str, decision: str) -> None:
 
 
 def test_ready_line_names_the_endpoint_and_both_stacks_outputs(server: Endpoint) -> None:
-    url, stacks = server
+    url, stacks, _ = server
     assert url.startswith("http://127.0.0.1:")
     assert set(stacks) == {"either-or", "quorum"}
     for pattern, outputs in stacks.items():
@@ -129,7 +121,7 @@ def test_ready_line_names_the_endpoint_and_both_stacks_outputs(server: Endpoint)
 
 
 def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(server: Endpoint) -> None:
-    url, stacks = server
+    url, stacks, _ = server
     sfn = _client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
     _decide(url, _tokens(sfn, arn, 2)["bob"], "approve")
@@ -141,7 +133,7 @@ def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(serve
 
 
 def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(server: Endpoint) -> None:
-    url, stacks = server
+    url, stacks, _ = server
     sfn = _client(url, "stepfunctions")
     arn = _start(url, stacks["quorum"]["StateMachineArn"], ["alice", "bob", "carol"], quorum=2)
     tokens = _tokens(sfn, arn, 3)
@@ -158,7 +150,7 @@ def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(
 
 
 def test_a_decision_after_the_outcome_is_refused_with_task_timed_out(server: Endpoint) -> None:
-    url, stacks = server
+    url, stacks, _ = server
     sfn = _client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
     tokens = _tokens(sfn, arn, 2)
@@ -178,18 +170,97 @@ def _earlyexit(url: str, *args: str) -> str:
 
 
 def test_cli_runs_a_quorum_approval_against_the_endpoint(server: Endpoint) -> None:
-    url, stacks = server
+    url, stacks, _ = server
     arn = _earlyexit(url, "start", "quorum", "--approver", "a", "--approver", "b", "--approver", "c",
                      "--timeout-seconds", "30").strip()
     assert arn.startswith(stacks["quorum"]["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":")
-    deadline = time.monotonic() + 10
-    while len(pending := json.loads(_earlyexit(url, "pending", arn, "--json"))["pending"]) < 3:
-        assert time.monotonic() < deadline, f"pending: {pending}"  # the requests are still being sent
-        time.sleep(0.1)
-    assert sorted(pending) == ["a", "b", "c"]
+    wait_until(lambda: len(json.loads(_earlyexit(url, "pending", arn, "--json"))["pending"]) == 3,
+               timeout=20, what="the requests to a, b and c")
     _earlyexit(url, "approve", arn, "--as", "a")
     _earlyexit(url, "approve", arn, "--as", "b")
     status = json.loads(_earlyexit(url, "status", arn, "--watch", "--json"))
     assert status["status"] == "SUCCEEDED"
     assert status["output"]["outcome"] == "APPROVED"
     assert status["output"]["decidedBy"] == "b"
+
+
+def _received(url: str, queue_url: str, execution_arn: str, count: int) -> list[dict[str, Any]]:
+    """The ApprovalRequested events for ``execution_arn`` that the approval queue delivers (plain boto3)."""
+    sqs, events = _client(url, "sqs"), []
+
+    def probe() -> list[dict[str, Any]] | None:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        mine = [e for e in events if e["detail"]["executionArn"] == execution_arn]
+        return mine if len(mine) >= count else None
+
+    return wait_until(probe, timeout=10, what=f"{count} requests of {execution_arn} in the queue")
+
+
+def test_the_approval_queue_receives_each_request_as_eventbridge_delivers_it(server: Endpoint) -> None:
+    url, stacks, queue_url = server
+    arn = _start(url, stacks["quorum"]["StateMachineArn"], ["alice", "bob", "carol"], quorum=2)
+    received = _received(url, queue_url, arn, 3)
+    assert {(e["source"], e["detail-type"]) for e in received} == {("earlyexit", "ApprovalRequested")}
+    assert sorted(e["detail"]["approver"] for e in received) == ["alice", "bob", "carol"]
+    assert {json.dumps(e["detail"]["request"]) for e in received} == {json.dumps({"laptop": "14-inch"})}
+    assert {e["detail"]["pattern"] for e in received} == {"quorum"}
+
+
+def test_a_task_token_from_the_approval_queue_decides(server: Endpoint) -> None:
+    url, stacks, queue_url = server
+    arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
+    token = next(e["detail"]["taskToken"] for e in _received(url, queue_url, arn, 2) if e["detail"]["approver"] == "bob")
+    _decide(url, token, "reject")
+    output = _outcome(_client(url, "stepfunctions"), arn)
+    assert (output["outcome"], output["decidedBy"]) == ("REJECTED", "bob")
+
+
+def test_the_cli_honours_aws_endpoint_url(server: Endpoint) -> None:
+    url, stacks, _ = server
+    result = subprocess.run([sys.executable, "-m", "earlyexit", "start", "either-or", "--approver", "a", "--approver",
+                             "b"], capture_output=True, text=True, timeout=60, env={**os.environ, "AWS_ENDPOINT_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(stacks["either-or"]["StateMachineArn"].replace(":stateMachine:", ":execution:"))
+
+
+def test_a_busy_port_fails_at_once_saying_how_to_get_a_free_one(server: Endpoint) -> None:
+    url, _, _ = server
+    port = url.rsplit(":", 1)[1]
+    result = subprocess.run([sys.executable, "-m", "earlyexit", "serve", "--port", port], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port 0" in result.stderr
+    assert result.stdout == ""
+
+
+AWS_CLI = shutil.which("aws")
+
+
+@pytest.mark.skipif(AWS_CLI is None, reason="the AWS CLI is not installed")
+def test_the_readme_s_aws_cli_commands_run_an_approval(server: Endpoint) -> None:
+    """start-execution, read the requests from the queue, send-task-success: as the README shows them."""
+    url, stacks, queue_url = server
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def aws(*args: str) -> str:
+        result = subprocess.run([str(AWS_CLI), *args, "--endpoint-url", url], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=ROOT)
+        assert result.returncode == 0, f"aws {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    arn = json.loads(aws("stepfunctions", "start-execution", "--state-machine-arn",
+                         stacks["either-or"]["StateMachineArn"], "--input", "file://either-or/examples/input.json"))[
+        "executionArn"]
+
+    def requests() -> list[dict[str, Any]] | None:
+        bodies = aws("sqs", "receive-message", "--queue-url", queue_url, "--max-number-of-messages", "10",
+                     "--query", "Messages[].Body", "--output", "json")
+        mine = [e for e in map(json.loads, json.loads(bodies) or []) if e["detail"]["executionArn"] == arn]
+        return mine or None
+
+    token = wait_until(requests, timeout=20, what="a request in the queue")[0]["detail"]["taskToken"]
+    aws("stepfunctions", "send-task-success", "--task-token", token, "--task-output", '{"decision": "approve"}')
+    assert _outcome(_client(url, "stepfunctions"), arn)["outcome"] == "APPROVED"

@@ -1,84 +1,132 @@
-"""Start approvals and answer them, against any Step Functions API (embedded, endpoint or AWS)."""
+"""Start approvals, read them and answer them, against any Step Functions API (embedded, endpoint or AWS)."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from earlyexit.history import Execution, read_execution
+from earlyexit.errors import EarlyExitError
+from earlyexit.history import ApprovalRequest, Execution, read_execution
+from earlyexit.polling import wait_until
 
-__all__ = ["ApprovalError", "start_approval", "decide", "send_at_once", "wait_for_outcome", "wait_for_requests"]
+__all__ = ["ApprovalError", "UnknownExecution", "approval_input", "decide", "ended", "read_approval", "send_at_once", "start_approval",
+           "wait_for_outcome", "wait_for_requests"]
+
+_UNKNOWN = ("ExecutionDoesNotExist", "InvalidArn", "StateMachineDoesNotExist")
+_REFUSED = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
 
-class ApprovalError(Exception):
-    """A decision that cannot be sent: unknown execution or approver, or already decided."""
+class ApprovalError(EarlyExitError):
+    """A decision that cannot be sent: unknown execution or approver, already answered, or the execution has ended."""
 
 
-def start_approval(sfn: Any, state_machine_arn: str, approvers: list[str], request: dict[str, Any] | None = None,
+class UnknownExecution(ApprovalError):
+    """No execution has this ARN (the one wording for it: ``no such execution: ARN``)."""
+
+    def __init__(self, execution_arn: str) -> None:
+        super().__init__(f"no such execution: {execution_arn}")
+
+
+def approval_input(approvers: Sequence[str], *, request: Any = None, quorum: Any = None,
+                   timeout_seconds: Any = None) -> dict[str, Any]:
+    """The execution input; a field left None is not sent, so the stack's default applies."""
+    fields = {"approvers": list(approvers), "request": request, "quorum": quorum, "timeoutSeconds": timeout_seconds}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def start_approval(sfn: Any, state_machine_arn: str, approvers: Sequence[str], request: dict[str, Any] | None = None,
                    quorum: int | None = None, timeout_seconds: int | None = None, name: str | None = None) -> str:
-    """Start an approval execution; returns its ARN."""
-    execution_input: dict[str, Any] = {"approvers": approvers}
-    if request is not None:
-        execution_input["request"] = request
-    if quorum is not None:
-        execution_input["quorum"] = quorum
-    if timeout_seconds is not None:
-        execution_input["timeoutSeconds"] = timeout_seconds
-    kwargs = {"name": name} if name else {}
-    return sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(execution_input), **kwargs)[
-        "executionArn"]
+    """Start an approval execution (see :func:`approval_input`); returns its ARN."""
+    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds)
+    return str(sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(execution_input),
+                                   **({"name": name} if name else {}))["executionArn"])
 
 
-def _read(sfn: Any, execution_arn: str) -> Execution:
+def read_approval(sfn: Any, execution_arn: str) -> Execution:
+    """The execution read from its history; raises :class:`UnknownExecution` when there is none."""
     try:
         return read_execution(sfn, execution_arn)
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("ExecutionDoesNotExist", "InvalidArn", "StateMachineDoesNotExist"):
-            raise ApprovalError(f"no such execution: {execution_arn}") from None
+        if error.response["Error"]["Code"] in _UNKNOWN:
+            raise UnknownExecution(execution_arn) from None
         raise
 
 
-def wait_for_requests(sfn: Any, execution_arn: str, count: int, timeout: float = 10.0) -> Execution:
-    """Wait until ``count`` approval requests are sent, or the execution ends."""
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    while True:
-        execution = _read(sfn, execution_arn)
-        if len(execution.requests) >= count or execution.status != "RUNNING" or time.monotonic() > deadline:
-            return execution
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.25)
+def ended(execution: Execution) -> str:
+    """Why nothing can be decided on an execution that is no longer running, in one sentence."""
+    if execution.status == "SUCCEEDED":
+        output = execution.output or {}
+        by = f" by {output['decidedBy']}" if output.get("decidedBy") else ""
+        return f"already decided: {output.get('outcome')}{by}"
+    if execution.status == "FAILED":
+        return f"the execution failed ({execution.error}: {execution.cause})"
+    if execution.status == "ABORTED":
+        return "the execution was stopped (ABORTED) before an outcome"
+    return f"the execution ended {execution.status} before an outcome"
 
 
-def decide(sfn: Any, execution_arn: str, approver: str, decision: str, comment: str | None = None) -> None:
-    """Send ``approver``'s decision ("approve" or "reject") on ``execution_arn``."""
-    if decision not in ("approve", "reject"):
-        raise ApprovalError(f"decision must be 'approve' or 'reject', not {decision!r}")
-    execution = _read(sfn, execution_arn)
-    approvers = execution.input.get("approvers") or []
-    if approver not in approvers:
-        raise ApprovalError(f"{approver!r} is not an approver of this execution (approvers: {', '.join(approvers)})")
-    if execution.status == "RUNNING" and approver not in {r.approver for r in execution.requests}:
-        execution = wait_for_requests(sfn, execution_arn, len(approvers))
-    if execution.status != "RUNNING":
-        raise ApprovalError(f"already decided: the execution is {execution.status}"
-                            + (f" ({execution.output['outcome']})" if execution.output else ""))
+def wait_for_requests(sfn: Any, execution_arn: str, count: int, *, timeout: float = 10.0) -> Execution:
+    """The execution once ``count`` approvers have been asked, or once it has ended (whichever comes first).
+
+    Raises :class:`earlyexit.errors.WaitTimeout` if neither happens within ``timeout`` seconds.
+    """
+    def probe() -> Execution | None:
+        execution = read_approval(sfn, execution_arn)
+        asked = {r.approver for r in execution.requests}
+        return execution if len(asked) >= count or execution.status != "RUNNING" else None
+
+    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}")
+
+
+def wait_for_outcome(sfn: Any, execution_arn: str, *, timeout: float = 30.0) -> Execution:
+    """The execution once it has ended; raises :class:`earlyexit.errors.WaitTimeout` after ``timeout`` seconds."""
+    wait_until(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING",
+               timeout=timeout, what=f"the outcome of {execution_arn}")
+    return read_approval(sfn, execution_arn)
+
+
+def _live_request(sfn: Any, execution: Execution, approver: str) -> ApprovalRequest:
+    """``approver``'s unanswered request, waiting (10 s at most) for it to be sent."""
+    def probe() -> Execution | None:
+        current = read_approval(sfn, execution.arn)
+        return current if current.request_for(approver) or current.status != "RUNNING" else None
+
+    if execution.status == "RUNNING" and execution.request_for(approver) is None:
+        execution = wait_until(probe, timeout=10.0, what=f"the request to {approver}")
+    request = execution.request_for(approver)
+    if execution.status != "RUNNING" or request is None:
+        raise ApprovalError(ended(execution))
     if approver in {d.approver for d in execution.decisions}:
         raise ApprovalError(f"{approver} has already answered this execution")
-    request = next(r for r in execution.requests if r.approver == approver)
+    return request
+
+
+def decide(sfn: Any, execution_arn: str, approver: str, decision: str, *, comment: str | None = None) -> None:
+    """Send ``approver``'s decision ("approve" or "reject") on ``execution_arn`` with their live task token.
+
+    Raises :class:`ApprovalError` when it cannot be sent, with a message that says why.
+    """
+    if decision not in ("approve", "reject"):
+        raise ApprovalError(f"decision must be 'approve' or 'reject', not {decision!r}")
+    execution = read_approval(sfn, execution_arn)
+    if approver not in execution.approvers:
+        raise ApprovalError(f"{approver!r} is not an approver of this execution "
+                            f"(approvers: {', '.join(execution.approvers) or 'none'})")
+    request = _live_request(sfn, execution, approver)
     output = {"decision": decision, **({"comment": comment} if comment else {})}
     try:
         sfn.send_task_success(taskToken=request.task_token, output=json.dumps(output))
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-            raise ApprovalError(f"already decided: Step Functions refused the decision "
-                                f"({error.response['Error']['Code']})") from None
-        raise
+        code = error.response["Error"]["Code"]
+        if code not in _REFUSED:
+            raise
+        now = read_approval(sfn, execution_arn)
+        raise ApprovalError(ended(now) if now.status != "RUNNING"
+                            else f"Step Functions refused the decision ({code})") from None
 
 
 def send_at_once(sfn: Any, answers: Sequence[tuple[str, str]]) -> list[str | None]:
@@ -100,15 +148,3 @@ def send_at_once(sfn: Any, answers: Sequence[tuple[str, str]]) -> list[str | Non
     for thread in threads:
         thread.join()
     return codes
-
-
-def wait_for_outcome(sfn: Any, execution_arn: str, timeout: float = 30.0) -> Execution:
-    """Poll (backing off from 10 ms to 250 ms) until the execution ends or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    while True:
-        status = sfn.describe_execution(executionArn=execution_arn)["status"]
-        if status != "RUNNING" or time.monotonic() > deadline:
-            return read_execution(sfn, execution_arn)
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.25)

@@ -1,63 +1,138 @@
-"""The ``earlyexit`` command line: demo, serve, start, pending, approve, reject, status."""
+"""The ``earlyexit`` command line: demo, serve, start, pending, approve, reject, status.
+
+Exit codes: 0 done; 1 an error (from AWS or the endpoint, an unknown execution, a decision
+that cannot be sent, ``status`` of an execution that FAILED, was ABORTED or TIMED_OUT);
+2 a usage error, including an execution input that breaks a rule of the pattern.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import sys
-import time
+from collections.abc import Callable
 from typing import Any
 
+import boto3
 import click
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError, PartialCredentialsError,
+)
 
-from earlyexit.approvals import ApprovalError, decide, start_approval
-from earlyexit.history import Execution, read_execution
+from earlyexit.approvals import approval_input, decide, ended, read_approval, start_approval, wait_for_outcome
+from earlyexit.errors import EarlyExitError
+from earlyexit.history import Execution
 from earlyexit.local import PATTERNS, Cloud, DeployError
-from earlyexit.timeline import render_execution
+from earlyexit.rules import check_input
 
 __all__ = ["main", "run"]
 
+_LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earlyexit serve`)"
+_ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
+_OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
+                    "request": "--request"}
+_EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:(?P<region>[a-z0-9-]+):\d{12}:execution:[^:]+:[^:]+")
 
-def _cloud(endpoint_url: str | None, region: str | None) -> Cloud:
-    """Where the commands go: an endpoint (`--endpoint-url`) or AWS (default credentials)."""
+
+class _Group(click.Group):
+    """Every error of AWS, the endpoint or the package ends the command with one line (exit 1), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise click.ClickException(f"no AWS credentials ({error}): configure them (aws configure), "
+                                       f"{_LOCAL_HINT}") from None
+        except NoRegionError:
+            raise click.ClickException(f"no AWS region: pass --region or configure one, {_LOCAL_HINT}") from None
+        except EndpointConnectionError as error:
+            raise click.ClickException(f"{error}: is the endpoint running (`earlyexit serve`)?") from None
+        except ClientError as error:
+            raise click.ClickException(f"{error.response['Error']['Code']}: "
+                                       f"{error.response['Error'].get('Message') or error}") from None
+        except (BotoCoreError, EarlyExitError, DeployError) as error:
+            raise click.ClickException(str(error)) from None
+
+
+class _ExecutionArn(click.ParamType):
+    name = "EXECUTION_ARN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not _EXECUTION_ARN.fullmatch(str(value)):
+            self.fail(f"{value!r} is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME,"
+                      f" as `earlyexit start` prints it)", param, ctx)
+        return str(value)
+
+
+class _JsonNumber(click.ParamType):
+    """A number as JSON reads it (3, 2.0); anything else is passed on for the pattern's rule to refuse."""
+
+    name = "INTEGER"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = json.loads(value)
+        except ValueError:
+            return value
+        return number if isinstance(number, (int, float)) and not isinstance(number, bool) else value
+
+
+def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--region", default=None,
+                           help="AWS region (default: the execution ARN's, else your AWS configuration).")(command)
+    return click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, metavar="URL",
+                        help="An AWS-compatible endpoint, such as `earlyexit serve`'s (env: AWS_ENDPOINT_URL).")(command)
+
+
+def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | None = None) -> Cloud:
+    """Where the command goes: the endpoint (dummy credentials), or AWS (default credentials).
+
+    The region is the execution ARN's when there is one.
+    """
+    match = _EXECUTION_ARN.fullmatch(execution_arn) if execution_arn else None
+    if match:
+        if region and region != match["region"]:
+            raise click.BadParameter(f"the execution is in {match['region']}, not {region}", param_hint="'--region'")
+        region = match["region"]
+    if endpoint_url:
+        return Cloud(region=region or "us-east-1", endpoint_url=endpoint_url)
+    region = region or boto3.Session().region_name
+    if not region:
+        raise click.ClickException(f"no AWS region: pass --region or configure one (aws configure), {_LOCAL_HINT}")
+    return Cloud.aws(region)
+
+
+def _state_machine(cloud: Cloud, pattern: str, stack: str) -> tuple[str, int | None]:
+    """The stack's StateMachineArn and, for quorum, its DefaultQuorum (when CloudFormation knows the stack)."""
     try:
-        return Cloud(region=region or "us-east-1", endpoint_url=endpoint_url) if endpoint_url else Cloud.aws(region)
-    except DeployError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _state_machine_arn(cloud: Cloud, pattern: str, stack: str) -> str:
-    """The stack's StateMachineArn output, or else the state machine a local deploy named after the stack."""
-    try:
-        outputs = cloud.stack(stack, pattern).outputs
-        if "StateMachineArn" not in outputs:
-            raise click.ClickException(f"stack {stack} has no StateMachineArn output")
-        return outputs["StateMachineArn"]
+        described = cloud.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
         if error.response["Error"]["Code"] != "ValidationError":
-            raise click.ClickException(f"stack {stack}: {error.response['Error']['Message']}") from None
+            raise
+        return _locally_deployed(cloud, stack), None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    if "StateMachineArn" not in outputs:
+        raise click.ClickException(f"stack {stack} has no StateMachineArn output: is it an earlyexit {pattern} stack?")
+    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
+    default_quorum = parameters.get("DefaultQuorum") if pattern == "quorum" else None
+    return outputs["StateMachineArn"], int(default_quorum) if default_quorum else None
+
+
+def _locally_deployed(cloud: Cloud, stack: str) -> str:
     local_name = re.compile(rf"{re.escape(stack)}-ApprovalStateMachine-[A-Z0-9]{{12}}")
-    paginator = cloud.client("stepfunctions").get_paginator("list_state_machines")
-    for page in paginator.paginate():
+    for page in cloud.client("stepfunctions").get_paginator("list_state_machines").paginate():
         for machine in page["stateMachines"]:
             if local_name.fullmatch(machine["name"]):
                 return str(machine["stateMachineArn"])
-    raise click.ClickException(f"no stack {stack} (deploy it, or name it with --stack)")
+    raise click.ClickException(f"no stack {stack}: deploy it (sam deploy --config-env PATTERN), name it with "
+                               f"--stack, {_LOCAL_HINT}")
 
 
-def _target_options(command: Any) -> Any:
-    command = click.option("--region", default=None, help="AWS region (default: your AWS configuration).")(command)
-    command = click.option("--endpoint-url", default=None, metavar="URL",
-                           help="An AWS-compatible endpoint, such as `earlyexit serve`'s.")(command)
-    return command
-
-
-def _read(cloud: Cloud, execution_arn: str) -> Execution:
-    try:
-        return read_execution(cloud.client("stepfunctions"), execution_arn)
-    except ClientError as error:
-        raise click.ClickException(f"{execution_arn}: {error.response['Error']['Message'] or error}") from None
+def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | None = None) -> None:
+    """Refuse (exit 2) an input that breaks a rule of the pattern, naming the option and the rule."""
+    violation = check_input(pattern, execution_input, default_quorum=default_quorum)
+    if violation is not None:
+        raise click.BadParameter(violation.cause, param_hint=f"'{_OPTION_OF_FIELD[violation.field]}'")
 
 
 def _execution_json(execution: Execution) -> dict[str, Any]:
@@ -71,10 +146,14 @@ def _execution_json(execution: Execution) -> dict[str, Any]:
     }
 
 
-@click.group()
+@click.group(cls=_Group)
 @click.version_option(package_name="earlyexit")
 def main() -> None:
-    """Parallel early-exit approval patterns for AWS Step Functions (either-or, quorum)."""
+    """Parallel early-exit approval patterns for AWS Step Functions (either-or, quorum).
+
+    Every command but demo and serve works on AWS (default credentials) or, with
+    --endpoint-url or AWS_ENDPOINT_URL, on any AWS-compatible endpoint such as `earlyexit serve`.
+    """
 
 
 @main.command()
@@ -88,9 +167,13 @@ def demo(pattern: str) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=0, help="Port (default: a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=4599, show_default=True,
+              help="Port to listen on; 0 for any free port (the ready line names the endpoint).")
 def serve(host: str, port: int) -> None:
-    """An AWS-compatible endpoint with both stacks deployed; prints one JSON line when ready."""
+    """An AWS-compatible endpoint with both stacks deployed and an SQS queue of the approval requests.
+
+    Prints one JSON line when ready: {"endpoint": URL, "stacks": {...}, "approvalQueueUrl": URL}.
+    """
     from earlyexit.server import serve as run_server
 
     run_server(host=host, port=port)
@@ -98,71 +181,80 @@ def serve(host: str, port: int) -> None:
 
 @main.command()
 @click.argument("pattern", type=click.Choice(PATTERNS))
-@click.option("--approver", "approvers", multiple=True, required=True, help="An approver (repeat: 2 or 3).")
-@click.option("--request", "request_json", default=None, metavar="JSON", help="The request, a JSON object.")
-@click.option("--quorum", type=int, default=None, help="Approvals needed (quorum pattern).")
-@click.option("--timeout-seconds", type=int, default=None, help="Deadline (default: the stack's).")
+@click.option("--approver", "approvers", multiple=True,
+              help="An approver; repeat for each (either-or: exactly 2, quorum: 2 to 40).")
+@click.option("--request", "request_json", default=None, metavar="JSON",
+              help="What is to be approved, a JSON object (default: {}).")
+@click.option("--quorum", type=_JsonNumber(), default=None,
+              help="Approvals needed, 1 to the number of approvers (quorum only; default: the stack's DefaultQuorum).")
+@click.option("--timeout-seconds", type=_JsonNumber(), default=None,
+              help="Deadline, 1 to 31449600 (default: the stack's ApprovalTimeoutSeconds).")
 @click.option("--name", default=None, help="Execution name (default: a UUID).")
 @click.option("--stack", default=None, help="Stack name (default: earlyexit-PATTERN).")
 @_target_options
-def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, quorum: int | None,
-          timeout_seconds: int | None, name: str | None, stack: str | None, endpoint_url: str | None,
-          region: str | None) -> None:
-    """Start an approval; prints the execution ARN."""
+def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, quorum: Any, timeout_seconds: Any,
+          name: str | None, stack: str | None, endpoint_url: str | None, region: str | None) -> None:
+    """Start an approval; prints the execution ARN. The input is checked first, with the state machine's rules."""
+    if quorum is not None and pattern != "quorum":
+        raise click.BadParameter("applies to the quorum pattern only", param_hint="'--quorum'")
     try:
         request = json.loads(request_json) if request_json is not None else None
     except ValueError as error:
-        raise click.BadParameter(f"not JSON: {error}", param_hint="--request") from None
+        raise click.BadParameter(f"not JSON: {error}", param_hint="'--request'") from None
+    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds)
+    _check(pattern, execution_input)
     cloud = _cloud(endpoint_url, region)
-    arn = _state_machine_arn(cloud, pattern, stack or f"earlyexit-{pattern}")
-    try:
-        click.echo(start_approval(cloud.client("stepfunctions"), arn, list(approvers), request, quorum,
-                                  timeout_seconds, name))
-    except ClientError as error:
-        raise click.ClickException(error.response["Error"]["Message"]) from None
+    state_machine_arn, default_quorum = _state_machine(cloud, pattern, stack or f"earlyexit-{pattern}")
+    _check(pattern, execution_input, default_quorum)
+    click.echo(start_approval(cloud.client("stepfunctions"), state_machine_arn, approvers, request=request,
+                              quorum=quorum, timeout_seconds=timeout_seconds, name=name))
 
 
 @main.command()
-@click.argument("execution")
+@click.argument("execution", type=_ExecutionArn())
+@click.option("--show-tokens", is_flag=True,
+              help="Print each pending approver with the task token of their request (approver, tab, token).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_target_options
-def pending(execution: str, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
-    """Approvers who still have to answer."""
-    result = _read(_cloud(endpoint_url, region), execution)
-    waiting = [r.approver for r in result.pending]
+def pending(execution: str, show_tokens: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
+    """Approvers who still have to answer EXECUTION."""
+    result = read_approval(_cloud(endpoint_url, region, execution).client("stepfunctions"), execution)
     if as_json:
-        click.echo(json.dumps({"executionArn": execution, "status": result.status, "pending": waiting}))
+        body: dict[str, Any] = {"executionArn": execution, "status": result.status,
+                                "pending": [r.approver for r in result.pending]}
+        if show_tokens:
+            body["requests"] = [{"approver": r.approver, "taskToken": r.task_token, "sentAt": r.sent_at.isoformat()}
+                                for r in result.pending]
+        click.echo(json.dumps(body))
     elif result.status != "RUNNING":
-        click.echo(f"nobody: the execution is {result.status}")
+        click.echo(f"nobody: {ended(result)}")
+    elif not result.pending:
+        click.echo("nobody yet: the requests are being sent")
     else:
-        click.echo("\n".join(waiting) if waiting else "nobody yet: the requests are being sent")
+        for request in result.pending:
+            click.echo(f"{request.approver}\t{request.task_token}" if show_tokens else request.approver)
 
 
-def _decide(decision: str, execution: str, approver: str, comment: str | None, as_json: bool,
-            endpoint_url: str | None, region: str | None) -> None:
-    cloud = _cloud(endpoint_url, region)
-    try:
-        decide(cloud.client("stepfunctions"), execution, approver, decision, comment)
-    except ApprovalError as error:
-        if as_json:
-            click.echo(json.dumps({"executionArn": execution, "approver": approver, "error": str(error)}))
-        raise click.ClickException(str(error)) from None
-    if as_json:
-        click.echo(json.dumps({"executionArn": execution, "approver": approver, "decision": decision}))
-    else:
-        click.echo(f"{approver}: {decision} sent")
-
-
-def _decision_command(decision: str, verb: str) -> Any:
+def _decision_command(decision: str, verb: str) -> click.Command:
     @main.command(name=decision, help=f"{verb} EXECUTION as one of its approvers.")
-    @click.argument("execution")
+    @click.argument("execution", type=_ExecutionArn())
     @click.option("--as", "approver", required=True, help="The approver answering.")
     @click.option("--comment", default=None, help="A comment, kept in the execution history.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @_target_options
     def command(execution: str, approver: str, comment: str | None, as_json: bool, endpoint_url: str | None,
                 region: str | None) -> None:
-        _decide(decision, execution, approver, comment, as_json, endpoint_url, region)
+        sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
+        try:
+            decide(sfn, execution, approver, decision, comment=comment)
+        except EarlyExitError as error:
+            if as_json:
+                click.echo(json.dumps({"executionArn": execution, "approver": approver, "error": str(error)}))
+            raise
+        if as_json:
+            click.echo(json.dumps({"executionArn": execution, "approver": approver, "decision": decision}))
+        else:
+            click.echo(f"{approver}: {decision} sent")
 
     return command
 
@@ -172,27 +264,29 @@ reject = _decision_command("reject", "Reject")
 
 
 @main.command()
-@click.argument("execution")
-@click.option("--watch", is_flag=True, help="Follow until the outcome.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("execution", type=_ExecutionArn())
+@click.option("--watch", is_flag=True, help="Follow it live until the outcome.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --watch: once it has ended).")
 @_target_options
 def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
-    """Outcome and timeline of EXECUTION."""
-    cloud = _cloud(endpoint_url, region)
-    result = _read(cloud, execution)
-    while watch and result.status == "RUNNING":
-        time.sleep(0.5)
-        result = _read(cloud, execution)
+    """Timeline and outcome of EXECUTION; exits 1 if it FAILED, was ABORTED or TIMED_OUT."""
+    from earlyexit.timeline import render_execution, watch_execution
+
+    sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
+    result = read_approval(sfn, execution)  # an unknown execution fails here, before any wait
+    # No deadline of their own when watching: every execution ends by its timeoutSeconds.
     if as_json:
+        if watch and result.status == "RUNNING":
+            result = wait_for_outcome(sfn, execution, timeout=math.inf)
         click.echo(json.dumps(_execution_json(result)))
+    elif watch and result.status == "RUNNING":
+        result = watch_execution(lambda: read_approval(sfn, execution), timeout=math.inf)
     else:
         render_execution(result)
+    if result.status in _ENDED_BADLY:
+        raise click.exceptions.Exit(1)
 
 
 def run() -> None:
-    """Console entry point: AWS errors end the command with a message, not a traceback."""
-    try:
-        main()
-    except (BotoCoreError, ClientError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(1)
+    """The ``earlyexit`` console script."""
+    main()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +41,15 @@ SCENARIOS: dict[str, tuple[Scenario, ...]] = {
                  (("bob", "reject"), ("carol", "reject")), quorum=2),
         Scenario(f"3 of 3: only alice approves within {_DEADLINE} s", ("alice", "bob", "carol"),
                  (("alice", "approve"),), quorum=3),
+        Scenario("3 of 5: bob rejects, then alice, dave and erin approve", ("alice", "bob", "carol", "dave", "erin"),
+                 (("bob", "reject"), ("alice", "approve"), ("dave", "approve"), ("erin", "approve")), quorum=3),
     ),
 }
 
 
 def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Execution:
-    arn = start_approval(sfn, state_machine_arn, list(scenario.approvers), {"item": "laptop", "price": 1499},
-                         scenario.quorum, _DEADLINE)
+    arn = start_approval(sfn, state_machine_arn, scenario.approvers, request={"item": "laptop", "price": 1499},
+                         quorum=scenario.quorum, timeout_seconds=_DEADLINE)
     wait_for_requests(sfn, arn, len(scenario.approvers))
     for approver, decision in scenario.answers:
         time.sleep(0.05)  # decisions arrive one after the other, as people answer
@@ -55,10 +57,9 @@ def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Execution:
     return wait_for_outcome(sfn, arn, timeout=_DEADLINE + 30)
 
 
-def run_demo(patterns: Iterable[str], show: Callable[[Execution, str], None] = render_execution) -> list[Execution]:
+def run_demo(patterns: Iterable[str]) -> None:
     """Deploy ``patterns`` into the embedded engine, play their scenarios concurrently, show each."""
     out = console()
-    played: list[Execution] = []
     with embedded_cloud() as cloud:
         sfn = cloud.client("stepfunctions")
         for pattern in patterns:
@@ -68,6 +69,4 @@ def run_demo(patterns: Iterable[str], show: Callable[[Execution, str], None] = r
             with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
                 executions = list(pool.map(lambda s: _play(sfn, stack.outputs["StateMachineArn"], s), scenarios))
             for scenario, execution in zip(scenarios, executions):
-                show(execution, scenario.title)
-            played.extend(executions)
-    return played
+                render_execution(execution, title=scenario.title)

@@ -1,8 +1,10 @@
 """``earlyexit serve``: an AWS-compatible endpoint (moto's server with the engine fixes), both stacks deployed.
 
 The endpoint speaks the AWS APIs the patterns use (Step Functions, EventBridge, DynamoDB,
-IAM, CloudWatch Logs), so boto3, the AWS CLI and ``earlyexit --endpoint-url`` work
-against it with any dummy credentials in region us-east-1.
+IAM, CloudWatch Logs, SQS), so boto3, the AWS CLI and ``earlyexit --endpoint-url`` work
+against it with any dummy credentials in region us-east-1. An EventBridge rule sends every
+ApprovalRequested event to an SQS queue of the endpoint's own, as an organisation routes
+them to its approvers.
 """
 
 from __future__ import annotations
@@ -15,19 +17,46 @@ import socket
 import urllib.request
 from types import FrameType
 
-import click
 from moto.server import ThreadedMotoServer
 
 from earlyexit import engine
+from earlyexit.errors import EarlyExitError
 from earlyexit.local import PATTERNS, Cloud
 
-__all__ = ["deploy_stacks", "serve"]
+__all__ = ["APPROVAL_QUEUE", "DEFAULT_PORT", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
+
+DEFAULT_PORT = 4599
+APPROVAL_QUEUE = "earlyexit-approval-requests"  # the queue's and the rule's name
+_REGION = "us-east-1"
 
 
-def deploy_stacks(endpoint_url: str, region: str = "us-east-1") -> dict[str, dict[str, str]]:
+class ServeError(EarlyExitError):
+    """The endpoint cannot start (the port is taken, the host cannot listen)."""
+
+
+def deploy_stacks(endpoint_url: str, region: str = _REGION) -> dict[str, dict[str, str]]:
     """Deploy every pattern into ``endpoint_url`` as stack ``earlyexit-PATTERN``; returns each one's outputs."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
     return {pattern: cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}").outputs for pattern in PATTERNS}
+
+
+def route_approval_requests(endpoint_url: str, region: str = _REGION) -> str:
+    """An SQS queue that an EventBridge rule on the default bus fills with every ApprovalRequested event
+    (both patterns); returns the queue URL."""
+    cloud = Cloud(region=region, endpoint_url=endpoint_url)
+    sqs, events = cloud.client("sqs"), cloud.client("events")
+    queue_url = str(sqs.create_queue(QueueName=APPROVAL_QUEUE)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule_arn = events.put_rule(Name=APPROVAL_QUEUE, EventPattern=json.dumps(
+        {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}))["RuleArn"]
+    # What AWS needs too: the queue lets this rule (and only it) send messages.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                       "Action": "sqs:SendMessage", "Resource": queue_arn,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
+    events.put_targets(Rule=APPROVAL_QUEUE, Targets=[{"Id": "approval-requests", "Arn": queue_arn}])
+    return queue_url
 
 
 class _Stopped(Exception):
@@ -47,7 +76,8 @@ def _bindable_port(host: str, port: int) -> int:
         try:
             probe.bind(address)
         except OSError as error:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+            raise ServeError(f"cannot listen on {host}:{port}: {error.strerror}; pass another --port, or --port 0 "
+                             f"for any free port (the ready line names the endpoint)") from None
         return int(probe.getsockname()[1])
 
 
@@ -60,17 +90,17 @@ def _enable_interpreter(endpoint_url: str) -> None:
         response.read()
 
 
-def serve(host: str = "127.0.0.1", port: int = 0) -> None:
-    """Serve on ``host``:``port`` (a free port if 0) until SIGINT or SIGTERM, then stop cleanly.
+def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    """Serve on ``host``:``port`` (any free port if 0) until SIGINT or SIGTERM, then stop cleanly.
 
     When both stacks are deployed, prints one JSON line to stdout:
-    ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}}}``.
+    ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}}, "approvalQueueUrl": URL}``.
     ``host`` must be reachable as ``localhost`` too (a loopback or wildcard address): the
     interpreter sends its own service calls to ``http://localhost:$MOTO_PORT``.
     """
+    port = _bindable_port(host, port)
     engine.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    port = _bindable_port(host, port)
     os.environ["MOTO_PORT"] = str(port)
     # SAM attaches the AWS managed policy AWSXrayWriteOnlyAccess for tracing; moto's IAM
     # knows AWS managed policies only when asked (the embedded engine's config "iam").
@@ -81,7 +111,8 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> None:
         server.start()
         endpoint_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         _enable_interpreter(endpoint_url)
-        ready = {"endpoint": endpoint_url, "stacks": deploy_stacks(endpoint_url)}
+        ready = {"endpoint": endpoint_url, "stacks": deploy_stacks(endpoint_url),
+                 "approvalQueueUrl": route_approval_requests(endpoint_url)}
         print(json.dumps(ready), flush=True)
         while True:
             signal.pause()
