@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.client import BaseClient
@@ -26,14 +26,23 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-__all__ = ["Cloud", "DeployError", "Stack", "embedded_cloud", "pattern_dir", "PATTERNS"]
+from earlyexit.errors import EarlyExitError
+
+if TYPE_CHECKING:
+    from earlyexit.engine import FaultInjector
+
+# How many finished executions an embedded cloud keeps per account and region by default (the oldest go first).
+DEFAULT_MAX_FINISHED_EXECUTIONS = 10_000
+
+__all__ = ["DEFAULT_MAX_FINISHED_EXECUTIONS", "PATTERNS", "Cloud", "DeployError", "EmbeddedCloud", "Stack",
+           "embedded_cloud", "pattern_dir"]
 
 PATTERNS = ("either-or", "quorum")
 _LOCAL_BUCKET = "earlyexit-local-definitions"
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-class DeployError(Exception):
+class DeployError(EarlyExitError):
     """The template cannot be deployed as it is (names the resource or parameter and why)."""
 
 
@@ -60,7 +69,7 @@ class Stack:
 class Cloud:
     """boto3 clients bound to one endpoint and region, and a local ``deploy``."""
 
-    def __init__(self, region: str = "us-east-1", endpoint_url: str | None = None,
+    def __init__(self, *, region: str = "us-east-1", endpoint_url: str | None = None,
                  session: boto3.Session | None = None) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
@@ -91,7 +100,7 @@ class Cloud:
                 config=Config(retries={"mode": "standard"}, max_pool_connections=64))
         return self._clients[service]
 
-    def deploy(self, pattern: str, parameters: Mapping[str, str | int] | None = None,
+    def deploy(self, pattern: str, *, parameters: Mapping[str, str | int] | None = None,
                stack_name: str | None = None) -> Stack:
         """Translate and provision ``pattern``'s template.yaml; returns the stack and its outputs."""
         name = stack_name or pattern
@@ -102,24 +111,45 @@ class Cloud:
         return stack
 
 
+class EmbeddedCloud(Cloud):
+    """A :class:`Cloud` on the embedded engine, with its fault injector."""
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The engine's fault rules and fired-faults log (docs/fault-injection.md)."""
+        from earlyexit import engine
+
+        return engine.FAULTS
+
+
 @contextmanager
-def embedded_cloud(region: str = "us-east-1", wait_time_scale: float = 1.0) -> Iterator[Cloud]:
+def embedded_cloud(*, region: str = "us-east-1", wait_time_scale: float = 1.0,
+                   max_finished_executions: int | None = DEFAULT_MAX_FINISHED_EXECUTIONS) -> Iterator[EmbeddedCloud]:
     """An in-process AWS (moto with the engine fixes): no account, no Docker, no network.
 
-    ``wait_time_scale`` scales Wait states and Retry intervals (1.0 is AWS's timing).
+    ``wait_time_scale`` scales Wait states and Retry intervals (1.0 is AWS's timing);
+    ``max_finished_executions`` bounds the finished executions the engine keeps per account and
+    region, the oldest dropped first (None: all). Both are process-wide while the block runs and
+    restored when it exits. The engine is installed on entry and, unless another holder (a
+    nested block, ``earlyexit serve``) still uses it, uninstalled on exit: running executions are
+    aborted and moto is restored.
     """
     from moto import mock_aws
 
     from earlyexit import engine
 
     engine.install()
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(wait_time_scale)
+    previous = engine.wait_time_scale(), engine.max_finished_executions()
     try:
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "iam": {"load_aws_managed_policies": True}}):
-            yield Cloud(region=region)
+        engine.set_wait_time_scale(wait_time_scale)
+        engine.set_max_finished_executions(max_finished_executions)
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True},
+                              "iam": {"load_aws_managed_policies": True}}):
+            yield EmbeddedCloud(region=region)
     finally:
-        engine.set_wait_time_scale(previous)
+        engine.set_wait_time_scale(previous[0])
+        engine.set_max_finished_executions(previous[1])
+        engine.uninstall()
 
 
 def _physical_name(stack: str, logical_id: str, limit: int) -> str:

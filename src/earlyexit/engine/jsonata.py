@@ -1,0 +1,171 @@
+"""JSONata, evaluated as Step Functions evaluates it.
+
+AWS evaluates JSONata 2.x expressions with ``$states`` and the workflow variables bound, plus
+its own functions ``$uuid()``, ``$parse()`` and ``$hash()``
+(https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html); an undefined
+result or an evaluation error fails the state with ``States.QueryEvaluationError``. moto's
+evaluator is a stub (it expects a JVM bridge that is not shipped): here jsonata-python
+evaluates each expression with those values *bound* (not spliced into the expression text,
+so strings need no escaping), binding only the variables the expression names.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jsonata import Jsonata
+from jsonata.jexception import JException
+from jsonata.utils import Utils
+from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.string import string_expression
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+if TYPE_CHECKING:
+    from earlyexit.engine.registry import Patcher
+
+__all__ = ["JSONataUndefined", "evaluate_jsonata", "jsonata_evaluator"]
+
+
+class JSONataUndefined(Exception):  # noqa: N818 - a result, not a fault
+    """The expression evaluated to nothing (undefined)."""
+
+
+def _hash(value: str, algorithm: str = "SHA-256") -> str:
+    names = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+    return hashlib.new(names[algorithm], value.encode()).hexdigest()
+
+
+_AWS_FUNCTIONS: dict[str, Callable[..., Any]] = {"uuid": lambda: str(uuid.uuid4()), "parse": json.loads, "hash": _hash}
+_compiled: dict[str, Jsonata] = {}
+_compiled_lock = threading.Lock()
+
+
+def _compile(expression: str) -> Jsonata:
+    with _compiled_lock:
+        compiled = _compiled.get(expression)
+        if compiled is None:
+            compiled = _compiled[expression] = Jsonata(expression)
+        return compiled
+
+
+def evaluate_jsonata(expression: str, bindings: dict[str, Any] | None = None) -> Any:
+    """Evaluate ``expression`` with ``bindings`` (names without ``$``) as AWS does.
+
+    Raises :class:`JSONataUndefined` when the result is undefined and ``JException`` on errors.
+    """
+    instance = copy.copy(_compile(expression))  # its per-evaluation settings are its own
+    instance.output_convert_nulls = False
+    Jsonata.CURRENT.jsonata = instance  # $now() and $millis() read the thread's current instance
+    values: dict[str, Any] = {name: Jsonata.JLambda(fn) for name, fn in _AWS_FUNCTIONS.items()}
+    values.update(bindings or {})
+    result = instance.evaluate(None, values)
+    if result is None:
+        raise JSONataUndefined(expression)
+    return _plain(Utils.convert_nulls(result))
+
+
+def _plain(value: Any) -> Any:
+    """jsonata-python's sequences and numbers as plain JSON values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"unsupported JSONata result type {type(value).__name__}")
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON data (expressions must not change the workflow's values)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _query_evaluation_error(env: Environment, cause: str) -> FailureEventException:
+    error_name = StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError)
+    details = EventDetails(evaluationFailedEventDetails=EvaluationFailedEventDetails(
+        error=error_name.error_name, cause=cause, state=env.next_state_name or ""))
+    env.event_manager.add_event(context=env.event_history_context, event_type=HistoryEventType.EvaluationFailed,
+                                event_details=details)
+    return FailureEventException(FailureEvent(env=env, error_name=error_name,
+                                              event_type=HistoryEventType.EvaluationFailed, event_details=details))
+
+
+_STATES_KEYS = ("input", "context", "result", "errorOutput")
+
+
+def _bindings(env: Environment, expression: str, with_states: bool) -> dict[str, Any]:
+    references = {ref[1:].split(".", 1)[0] for ref in moto_jsonata.extract_jsonata_variable_references(expression)}
+    store = env.variable_store
+    scopes = (store._inner_scope, store._outer_scope)  # noqa: SLF001 - the workflow variables
+    bindings = {name: _copy(scope[name]) for name in references for scope in scopes[::-1] if name in scope}
+    if with_states and "states" in references:
+        data = env.states._states_data  # noqa: SLF001 - the interpreter keeps $states here
+        wanted = {key: data.get(key) for key in _STATES_KEYS if key in data}
+        # The context holds datetimes: AWS exposes them as ISO-8601 strings.
+        states = {key: _copy(value) for key, value in wanted.items() if key != "context"}
+        if "context" in wanted:
+            states["context"] = json.loads(to_json_str(wanted["context"]))
+        bindings["states"] = states
+    return bindings
+
+
+def _evaluate_in_env(env: Environment, expression: str, with_states: bool) -> Any:
+    try:
+        return evaluate_jsonata(expression, _bindings(env, expression, with_states))
+    except JSONataUndefined:
+        raise _query_evaluation_error(
+            env, f"The JSONata expression '{expression}' returned nothing (undefined).") from None
+    except TypeError:
+        raise _query_evaluation_error(
+            env, f"The JSONata expression '{expression}' returned an unsupported result type.") from None
+    except JException as error:
+        raise _query_evaluation_error(
+            env, f"An error occurred while evaluating the JSONata expression '{expression}': {error}") from None
+
+
+def jsonata_evaluator(p: Patcher) -> None:
+    """JSONata expressions (``{% ... %}``, Assign, Output, Arguments, Conditions) evaluate as on AWS, with
+    ``$states`` and the workflow variables bound and AWS's own functions available; an undefined result or
+    an error fails the state with States.QueryEvaluationError.
+
+    https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
+    """
+    def jsonata_eval_body(self: string_expression.StringJSONata, env: Environment) -> None:
+        env.stack.append(_evaluate_in_env(env, self.expression, with_states=True))
+
+    def variable_eval_body(self: string_expression.StringVariableSample, env: Environment) -> None:
+        with_states = self.query_language_mode == string_expression.QueryLanguageMode.JSONata
+        env.stack.append(_evaluate_in_env(env, self.expression, with_states=with_states))
+
+    def eval_text(expression: str) -> Any:
+        try:
+            return evaluate_jsonata(expression)
+        except JSONataUndefined:
+            return None
+
+    p.replace(string_expression.StringJSONata, "_eval_body", jsonata_eval_body)
+    p.replace(string_expression.StringVariableSample, "_eval_body", variable_eval_body)
+    p.replace(moto_jsonata, "_eval_jsonata", eval_text)

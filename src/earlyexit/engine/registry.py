@@ -1,0 +1,184 @@
+"""The registry of engine fixes: checked before anything is patched, applied all or nothing, reference-counted.
+
+A fix is a function that receives a :class:`Patcher` and declares what it replaces
+(``patcher.replace(owner, name, value)``) and, for a wrapper, reads what it wraps
+(``patcher.original(owner, name)``). Nothing is changed while the fixes declare: the
+registry first checks the pinned versions and that every declared target exists, then
+applies every patch, undoing the applied ones if one fails, and undoes them all when its
+last holder uninstalls.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from earlyexit.errors import EarlyExitError
+
+__all__ = ["PINS", "EngineMismatch", "Fix", "Patcher", "Registry", "check_versions"]
+
+# The engine patches these two packages' internals: exactly these versions.
+PINS: Mapping[str, str] = {"moto": "5.2.5", "jsonata-python": "0.7.1"}
+
+Fix = Callable[["Patcher"], None]
+
+
+class EngineMismatch(EarlyExitError):
+    """The installed dependencies are not the ones the engine fixes were written for (version or internals)."""
+
+
+def check_versions(pins: Mapping[str, str] = PINS) -> None:
+    """Raise :class:`EngineMismatch` unless every distribution in ``pins`` is installed at exactly its version."""
+    found = {name: _installed_version(name) for name in pins}
+    wrong = [f"{name} {expected} expected, found {found[name] or 'none'}"
+             for name, expected in pins.items() if found[name] != expected]
+    if wrong:
+        raise EngineMismatch("the embedded engine's fixes patch the internals of exact versions: "
+                             + "; ".join(wrong) + " (install the versions pinned in pyproject.toml)")
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _label(owner: object) -> str:
+    name = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", None) or type(owner).__qualname__
+    module = getattr(owner, "__module__", None) if not isinstance(owner, type(threading)) else None
+    return f"{module}.{name}" if module and not name.startswith(module) else str(name)
+
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class _Patch:
+    fix: str
+    owner: object
+    name: str
+    value: object
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """An action with its undo (a logging filter added and removed, say)."""
+
+    fix: str
+    apply: Callable[[], None]
+    undo: Callable[[], None]
+
+
+class Patcher:
+    """What one fix declares; nothing is applied until every fix has declared and been checked."""
+
+    def __init__(self, fix: str) -> None:
+        self.fix = fix
+        self.steps: list[_Patch | _Hook] = []
+        self.missing: list[str] = []
+
+    def original(self, owner: object, name: str) -> Any:
+        """``owner.name`` as it is now (what a wrapper calls); a missing one is reported at install."""
+        if not hasattr(owner, name):
+            self.missing.append(f"{_label(owner)}.{name}")
+            return None
+        return getattr(owner, name)
+
+    def replace(self, owner: object, name: str, value: object) -> None:
+        """Set ``owner.name`` to ``value`` at install and restore it at uninstall; ``owner.name`` must exist."""
+        if not hasattr(owner, name):
+            self.missing.append(f"{_label(owner)}.{name}")
+        self.steps.append(_Patch(self.fix, owner, name, value))
+
+    def hook(self, apply: Callable[[], None], undo: Callable[[], None]) -> None:
+        """Run ``apply`` at install (in order with the patches) and ``undo`` at uninstall."""
+        self.steps.append(_Hook(self.fix, apply, undo))
+
+
+class Registry:
+    """A set of fixes installed together; :meth:`install` and :meth:`uninstall` are reference-counted."""
+
+    def __init__(self, fixes: Iterable[Fix], *, pins: Mapping[str, str] = PINS,
+                 on_last_uninstall: Callable[[], None] | None = None) -> None:
+        self._fixes = tuple(fixes)
+        self._pins = dict(pins)
+        self._on_last_uninstall = on_last_uninstall
+        self._lock = threading.RLock()
+        self._holders = 0
+        self._applied: list[tuple[_Patch | _Hook, object]] = []
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        return self._fixes
+
+    @property
+    def holders(self) -> int:
+        """How many installs are not yet matched by an uninstall (0: nothing is patched)."""
+        return self._holders
+
+    def install(self) -> None:
+        """Apply every fix (the first holder), or count one more holder."""
+        with self._lock:
+            if self._holders == 0:
+                self._applied = self._apply(self._plan())
+            self._holders += 1
+
+    def uninstall(self) -> None:
+        """Count one holder less; the last one restores everything the fixes replaced."""
+        with self._lock:
+            if self._holders == 0:
+                raise EarlyExitError("engine uninstall without a matching install")
+            if self._holders == 1:
+                if self._on_last_uninstall is not None:
+                    self._on_last_uninstall()
+                _undo(self._applied)
+                self._applied = []
+            self._holders -= 1
+
+    def _plan(self) -> list[_Patch | _Hook]:
+        check_versions(self._pins)
+        patchers = []
+        for fix in self._fixes:
+            patcher = Patcher(fix.__name__)
+            fix(patcher)
+            patchers.append(patcher)
+        missing = [f"{p.fix}: {target}" for p in patchers for target in p.missing]
+        if missing:
+            raise EngineMismatch("the embedded engine's fixes target internals that this moto/jsonata-python does "
+                                 "not have (nothing was patched): " + "; ".join(missing))
+        steps = [step for p in patchers for step in p.steps]
+        targets = [(id(s.owner), s.name) for s in steps if isinstance(s, _Patch)]
+        if len(targets) != len(set(targets)):
+            raise EarlyExitError("two engine fixes replace the same attribute")
+        return steps
+
+    @staticmethod
+    def _apply(steps: list[_Patch | _Hook]) -> list[tuple[_Patch | _Hook, object]]:
+        applied: list[tuple[_Patch | _Hook, object]] = []
+        try:
+            for step in steps:
+                if isinstance(step, _Hook):
+                    step.apply()
+                    applied.append((step, None))
+                else:
+                    before = vars(step.owner).get(step.name, _ABSENT)
+                    setattr(step.owner, step.name, step.value)
+                    applied.append((step, before))
+        except BaseException:
+            _undo(applied)
+            raise
+        return applied
+
+
+def _undo(applied: list[tuple[_Patch | _Hook, object]]) -> None:
+    for step, before in reversed(applied):
+        if isinstance(step, _Hook):
+            step.undo()
+        elif before is _ABSENT:
+            delattr(step.owner, step.name)
+        else:
+            setattr(step.owner, step.name, before)
