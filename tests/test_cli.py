@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from support import unique
 
 from earlyexit.approvals import read_approval, wait_for_outcome, wait_for_requests
 from earlyexit.cli import main
+from earlyexit.demo import SCENARIOS
 from earlyexit.local import Cloud, Stack
 from earlyexit.rules import check_input
 
@@ -299,3 +303,18 @@ def test_status_watch_shows_who_is_pending_then_ends_at_the_outcome(sfn: Any, qu
     waiting = next(i for i, line in enumerate(lines) if line.startswith("RUNNING  waiting for a, b, c"))
     outcome = next(i for i, line in enumerate(lines) if line.startswith("TIMED_OUT"))
     assert waiting < outcome
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def test_demo_shows_every_scenario_s_outcome_within_80_columns() -> None:
+    result = subprocess.run([sys.executable, "-m", "earlyexit", "demo"], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if len(line.rstrip()) > 80] == []
+    titles = [scenario.title for scenarios in SCENARIOS.values() for scenario in scenarios]
+    assert [line for line in lines if line in titles] == titles
+    outcomes = [line.split()[0] for line in lines if line.split()[:1] in (["APPROVED"], ["REJECTED"], ["TIMED_OUT"])]
+    assert len(outcomes) == len(titles)

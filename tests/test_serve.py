@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,12 @@ STOP_TIMEOUT = 10.0
 Endpoint = tuple[str, dict[str, dict[str, str]], str]  # URL, each pattern's stack outputs, the approval queue
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Endpoint]:
-    """`earlyexit serve` in a subprocess: yields (endpoint URL, each pattern's stack outputs, approval queue URL)."""
+@contextmanager
+def serving(*options: str) -> Iterator[Endpoint]:
+    """`earlyexit serve --port 0 OPTIONS` in a subprocess, until SIGTERM: (endpoint URL, each pattern's stack
+    outputs, approval queue URL) from its ready line."""
     with tempfile.TemporaryFile(mode="w+") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0"],
+        process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0", *options],
                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -65,6 +67,12 @@ def server() -> Iterator[Endpoint]:
             rest = process.stdout.read()
             assert code == 0, f"exit code {code}; stderr:\n{errors()}"
             assert rest == "", f"stdout holds more than the ready line: {rest!r}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Endpoint]:
+    with serving() as endpoint:
+        yield endpoint
 
 
 def _client(url: str, service: str) -> Any:
@@ -264,3 +272,19 @@ def test_the_readme_s_aws_cli_commands_run_an_approval(server: Endpoint) -> None
     token = wait_until(requests, timeout=20, what="a request in the queue")[0]["detail"]["taskToken"]
     aws("stepfunctions", "send-task-success", "--task-token", token, "--task-output", '{"decision": "approve"}')
     assert _outcome(_client(url, "stepfunctions"), arn)["outcome"] == "APPROVED"
+
+
+def test_max_executions_keeps_only_the_latest_finished_executions() -> None:
+    with serving("--max-executions", "2") as (url, stacks, _):
+        sfn = _client(url, "stepfunctions")
+        arns = []
+        for _ in range(3):  # one after the other: each fails on its input before the next starts
+            arns.append(sfn.start_execution(stateMachineArn=stacks["either-or"]["StateMachineArn"],
+                                            input=json.dumps({"approvers": []}))["executionArn"])
+            wait_until(lambda: sfn.describe_execution(executionArn=arns[-1])["status"] == "FAILED", timeout=10,
+                       what="the execution to fail on its input")
+        with pytest.raises(ClientError) as dropped:
+            sfn.describe_execution(executionArn=arns[0])
+        kept = [sfn.describe_execution(executionArn=arn)["status"] for arn in arns[1:]]
+    assert dropped.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+    assert kept == ["FAILED", "FAILED"]

@@ -22,11 +22,12 @@ from botocore.exceptions import (
 from earlyexit.approvals import approval_input, decide, ended, read_approval, start_approval, wait_for_outcome
 from earlyexit.errors import EarlyExitError
 from earlyexit.history import Execution
-from earlyexit.local import PATTERNS, Cloud, DeployError
+from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 from earlyexit.rules import check_input
 
 __all__ = ["main", "run"]
 
+_DEFAULT_PORT = 4599
 _LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earlyexit serve`)"
 _ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
 _OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
@@ -50,7 +51,7 @@ class _Group(click.Group):
         except ClientError as error:
             raise click.ClickException(f"{error.response['Error']['Code']}: "
                                        f"{error.response['Error'].get('Message') or error}") from None
-        except (BotoCoreError, EarlyExitError, DeployError) as error:
+        except (BotoCoreError, EarlyExitError) as error:
             raise click.ClickException(str(error)) from None
 
 
@@ -167,16 +168,18 @@ def demo(pattern: str) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4599, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=_DEFAULT_PORT, show_default=True,
               help="Port to listen on; 0 for any free port (the ready line names the endpoint).")
-def serve(host: str, port: int) -> None:
+@click.option("--max-executions", type=click.IntRange(min=1), default=DEFAULT_MAX_FINISHED_EXECUTIONS,
+              show_default=True, metavar="N", help="Finished executions kept; the oldest are dropped first.")
+def serve(host: str, port: int, max_executions: int) -> None:
     """An AWS-compatible endpoint with both stacks deployed and an SQS queue of the approval requests.
 
     Prints one JSON line when ready: {"endpoint": URL, "stacks": {...}, "approvalQueueUrl": URL}.
     """
     from earlyexit.server import serve as run_server
 
-    run_server(host=host, port=port)
+    run_server(host=host, port=port, max_executions=max_executions)
 
 
 @main.command()

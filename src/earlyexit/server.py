@@ -21,11 +21,10 @@ from moto.server import ThreadedMotoServer
 
 from earlyexit import engine
 from earlyexit.errors import EarlyExitError
-from earlyexit.local import PATTERNS, Cloud
+from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 
-__all__ = ["APPROVAL_QUEUE", "DEFAULT_PORT", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
+__all__ = ["APPROVAL_QUEUE", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
 
-DEFAULT_PORT = 4599
 APPROVAL_QUEUE = "earlyexit-approval-requests"  # the queue's and the rule's name
 _REGION = "us-east-1"
 
@@ -34,13 +33,13 @@ class ServeError(EarlyExitError):
     """The endpoint cannot start (the port is taken, the host cannot listen)."""
 
 
-def deploy_stacks(endpoint_url: str, region: str = _REGION) -> dict[str, dict[str, str]]:
+def deploy_stacks(endpoint_url: str, *, region: str = _REGION) -> dict[str, dict[str, str]]:
     """Deploy every pattern into ``endpoint_url`` as stack ``earlyexit-PATTERN``; returns each one's outputs."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
     return {pattern: cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}").outputs for pattern in PATTERNS}
 
 
-def route_approval_requests(endpoint_url: str, region: str = _REGION) -> str:
+def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
     """An SQS queue that an EventBridge rule on the default bus fills with every ApprovalRequested event
     (both patterns); returns the queue URL."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
@@ -90,8 +89,11 @@ def _enable_interpreter(endpoint_url: str) -> None:
         response.read()
 
 
-def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+def serve(*, host: str = "127.0.0.1", port: int,
+          max_executions: int | None = DEFAULT_MAX_FINISHED_EXECUTIONS) -> None:
     """Serve on ``host``:``port`` (any free port if 0) until SIGINT or SIGTERM, then stop cleanly.
+
+    The engine keeps at most ``max_executions`` finished executions (None: all), dropping the oldest.
 
     When both stacks are deployed, prints one JSON line to stdout:
     ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}}, "approvalQueueUrl": URL}``.
@@ -100,6 +102,7 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """
     port = _bindable_port(host, port)
     engine.install()
+    engine.set_max_finished_executions(max_executions)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     os.environ["MOTO_PORT"] = str(port)
     # SAM attaches the AWS managed policy AWSXrayWriteOnlyAccess for tracing; moto's IAM
@@ -122,3 +125,4 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         server.stop()
+        engine.uninstall()
