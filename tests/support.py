@@ -66,6 +66,18 @@ def wait_until_counted(sfn: Any, execution_arn: str, approver: str, timeout: flo
                what=f"{approver}'s decision to be counted in {execution_arn}")
 
 
+def recorded(ddb: Any, table: str, execution_arn: str) -> set[str]:
+    """The approvers whose decision the tally item holds (approvals and rejections)."""
+    item = ddb.get_item(TableName=table, Key={"executionArn": {"S": execution_arn}}, ConsistentRead=True).get("Item")
+    return {a for kind in ("approvals", "rejections") for a in (item or {}).get(kind, {}).get("SS", [])}
+
+
+def wait_until_recorded(ddb: Any, table: str, execution_arn: str, approver: str, timeout: float = 20) -> None:
+    """Wait until ``approver``'s decision is in the quorum tally: the flows that write after it read it."""
+    wait_until(lambda: approver in recorded(ddb, table, execution_arn), timeout=timeout,
+               what=f"{approver}'s decision in the tally of {execution_arn}")
+
+
 def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer] = (),
          timeout_seconds: int = 60, simultaneous: bool = False, **execution_input: Any) -> Execution:
     """Start an approval, send ``answers`` (in order, each once the previous one is counted, or all at the
