@@ -105,15 +105,19 @@ def role(cfn: dict[str, Any]) -> dict[str, Any]:
 class ApprovalInbox:
     """An SQS queue behind an EventBridge rule for ApprovalRequested events, as an organisation routes them."""
 
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, cloud: Cloud, *, execution_arn: str | None = None) -> None:
+        """Every ApprovalRequested event, or (``execution_arn``) only that execution's, on a queue of its own."""
+        name = "approval-requests" if execution_arn is None else f"approval-requests-{uuid.uuid4().hex[:12]}"
         self._sqs = cloud.client("sqs")
-        self._queue_url = self._sqs.create_queue(QueueName="approval-requests")["QueueUrl"]
+        self._queue_url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
         events = cloud.client("events")
-        events.put_rule(Name="route-approval-requests", EventPattern=json.dumps(
-            {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}))
-        events.put_targets(Rule="route-approval-requests", Targets=[{"Id": "inbox", "Arn": queue_arn}])
+        pattern: dict[str, Any] = {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}
+        if execution_arn is not None:
+            pattern["detail"] = {"executionArn": [execution_arn]}
+        events.put_rule(Name=f"route-{name}", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=f"route-{name}", Targets=[{"Id": "inbox", "Arn": queue_arn}])
         self._received: list[dict[str, Any]] = []
 
     def requests_for(self, execution_arn: str) -> list[dict[str, Any]]:

@@ -1,0 +1,399 @@
+"""The faults AWS really has, injected into the embedded engine: each outcome still follows the rule.
+
+- A decision's tally write applies, then answers with an error (DynamoDB documents that a 500
+  may have applied); Step Functions' Retry repeats it, and while the retry waits another
+  approver's decision lands. Every flow settles on the tally its own write returns.
+- A PutEvents call applies (the event went out), then answers with an error; the Retry asks
+  again: a second ApprovalRequested event with the same task token (consumers dedupe by
+  token), answered once. Another approver answers while the retry waits.
+- A PutEvents or a tally write applied twice within one attempt (an SDK retry after a lost
+  response): both ApprovalRequested copies carry the same token; the tally counts once.
+- A write that lands before the deadline but answers after it: the deadline flow reads the
+  tally and reports the outcome it already shows (decidedBy null).
+
+Held calls make the interleavings deterministic: a fault can hold a call until the test
+releases it. Each case runs in its own execution with rules scoped to it, many at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import ApprovalInbox
+from support import Answer, ended, refusal, requests_sent, send_answer, wait_until_recorded
+
+from earlyexit import engine
+from earlyexit.engine import Fault, FaultRule
+from earlyexit.history import Execution
+from earlyexit.local import Cloud, Stack
+from earlyexit.polling import wait_until
+from earlyexit.states import EITHER_OR, QUORUM
+
+pytestmark = pytest.mark.engine
+
+APPROVERS = ("alice", "bob", "carol")
+SCALE = 0.01  # Retry intervals and Wait states at 1/100 of their length
+SETTLES_BY_ANSWERS = 360_000  # timeoutSeconds (scaled: one hour) when the answers settle the outcome
+SETTLES_AT_DEADLINE = 1_000  # timeoutSeconds (scaled: 10 s) when only the deadline can end it
+LOST_WRITE = Fault.lost_response("InternalServerError", cause="We encountered an internal error. Please try again.")
+LOST_EVENT = Fault.lost_response("InternalException", cause="The event was accepted, the response lost.")
+HELD = Fault.hold(deadline=60)
+
+
+@pytest.fixture
+def scaled_waits() -> Iterator[None]:
+    previous = engine.wait_time_scale()
+    engine.set_wait_time_scale(SCALE)
+    yield
+    engine.set_wait_time_scale(previous)
+
+
+@dataclass
+class Case:
+    """One execution of a stack with faults injected into its calls only."""
+
+    cloud: Cloud
+    stack: Stack
+    approvers: Sequence[str]
+    quorum: int | None
+    timeout_seconds: int
+
+    def __post_init__(self) -> None:
+        self.sfn = self.cloud.client("stepfunctions")
+        self.ddb = self.cloud.client("dynamodb")
+        self.name = f"fault-{uuid.uuid4().hex[:12]}"
+        state_machine = self.stack.outputs["StateMachineArn"]
+        self.arn = f"{state_machine.replace(':stateMachine:', ':execution:')}:{self.name}"
+        self.rules: list[FaultRule] = []
+        self.tokens: dict[str, str] = {}
+
+    def inject(self, state: str, fault: Fault, *, attempt: int | None = 0, approver: str | None = None) -> None:
+        """``fault`` on ``state``'s call (of ``approver``'s Map iteration, for quorum) in this execution only."""
+        iteration = None if approver is None or self.quorum is None else list(self.approvers).index(approver)
+        rule = FaultRule(state_machine_arn=self.stack.outputs["StateMachineArn"], execution_arn=self.arn,
+                         state=state, attempt=attempt, iteration=iteration, fault=fault)
+        self.rules.append(self.cloud.faults.add(rule))
+
+    def start(self) -> None:
+        self.started = datetime.datetime.now(tz=datetime.timezone.utc)
+        self.sfn.start_execution(
+            stateMachineArn=self.stack.outputs["StateMachineArn"], name=self.name,
+            input=json.dumps({"approvers": list(self.approvers), "timeoutSeconds": self.timeout_seconds,
+                              **({} if self.quorum is None else {"quorum": self.quorum})}))
+
+    def asked(self, count: int | None = None) -> Execution:
+        """The execution once ``count`` requests (default: one per approver) are out; remembers the live tokens."""
+        execution = requests_sent(self.sfn, self.arn, count or len(self.approvers))
+        self.tokens = {a: r.task_token for a in self.approvers if (r := execution.request_for(a)) is not None}
+        return execution
+
+    def answer(self, approver: str, kind: str, *, token: str | None = None) -> str | None:
+        """Send an answer; the error code it was refused with, or None."""
+        return refusal(lambda: send_answer(self.sfn, token or self.tokens[approver], kind))
+
+    def recorded(self, approver: str) -> None:
+        wait_until_recorded(self.ddb, self.stack.outputs["TableName"], self.arn, approver)
+
+    def held(self, state: str, count: int) -> list[Any]:
+        """The first ``count`` faults fired on ``state`` in this execution (WaitTimeout if they do not fire)."""
+        return self.cloud.faults.wait_fired(state=state, execution_arn=self.arn, count=count, timeout=30)
+
+    def outcome(self) -> Execution:
+        return ended(self.sfn, self.arn, timeout=120)
+
+    def close(self) -> None:
+        for rule in self.rules:
+            self.cloud.faults.remove(rule)
+        for fired in self.cloud.faults.fired(execution_arn=self.arn):
+            fired.release()
+
+
+def settle(approvers: Sequence[str], quorum: int, reads: Sequence[tuple[str, set[str], set[str]]]
+           ) -> tuple[str, str | None, int | None]:
+    """(outcome, decidedBy, index of the settling read) for flows that read these tallies, in this order:
+    each read is (reader, approvals, rejections). None settles: TIMED_OUT at the deadline."""
+    for index, (reader, approvals, rejections) in enumerate(reads):
+        if len(approvals) >= quorum:
+            return "APPROVED", reader, index
+        if len(rejections) > len(approvers) - quorum:
+            return "REJECTED", reader, index
+    return "TIMED_OUT", None, None
+
+
+def tallies(answers: Sequence[Answer]) -> Iterator[tuple[set[str], set[str]]]:
+    """The tally after each answer."""
+    approvals: set[str] = set()
+    rejections: set[str] = set()
+    for approver, kind in answers:
+        (approvals if kind == "approve" else rejections).add(approver)
+        yield set(approvals), set(rejections)
+
+
+def listed(approvers: Sequence[str], names: set[str]) -> list[str]:
+    return [a for a in approvers if a in names]
+
+
+def run_all(cases: list[Any], play: Callable[[Any], list[str]]) -> None:
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        problems = [p for found in pool.map(play, cases) for p in found]
+    assert problems == []
+
+
+# -- a tally write applies, its response is lost; another decision lands while the retry waits -------------
+
+LOST_WRITE_CASES = [
+    (k, order, decisions, position)
+    for k in (1, 2, 3)
+    for order in (APPROVERS, APPROVERS[1:] + APPROVERS[:1], APPROVERS[2:] + APPROVERS[:2])
+    for decisions in itertools.product(("approve", "reject"), repeat=3)
+    for position in (0, 1)
+    if position == 0 or settle(APPROVERS, k, [(order[0], *t) for t in tallies([(order[0], decisions[0])])])[0]
+    == "TIMED_OUT"
+]
+
+
+def test_the_lost_write_matrix_covers_every_quorum_order_decision_and_position() -> None:
+    assert {k for k, *_ in LOST_WRITE_CASES} == {1, 2, 3}
+    assert len(LOST_WRITE_CASES) == 3 * 3 * 8 * 2 - 2 * 3 * 4  # minus the cases where the first answer settles
+
+
+def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], decisions: tuple[str, ...],
+                    position: int) -> list[str]:
+    """Answers in ``order``; the write of answer ``position`` (X) applies and errors, its retry is held while the
+    next approver (Y) answers, then released; the rest answer one by one."""
+    answers = list(zip(order, decisions))
+    prior, (x, x_kind), (y, y_kind), rest = answers[:position], answers[position], answers[position + 1], \
+        answers[position + 2:]
+    # What the flows read: the prior ones their own tallies, then Y and X's retry both read prior + X + Y.
+    after = list(tallies(prior + [(x, x_kind), (y, y_kind)]))
+    reads = [(a, *t) for (a, _), t in zip(prior, tallies(prior))] + [(y, *after[-1]), (x, *after[-1])]
+    reads += [(a, *t) for (a, _), t in zip(rest, list(tallies(prior + [(x, x_kind), (y, y_kind)] + rest))[-len(rest):])
+              ] if rest else []
+    outcome, decided_by, settled_at = settle(APPROVERS, k, reads)
+    case = Case(cloud, stack, APPROVERS, k, SETTLES_AT_DEADLINE if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS)
+    case.inject(QUORUM.RECORD, LOST_WRITE, attempt=0, approver=x)
+    case.inject(QUORUM.RECORD, HELD, attempt=1, approver=x)
+    problems = []
+    try:
+        case.start()
+        case.asked()
+        for approver, kind in prior:
+            case.answer(approver, kind)
+            case.recorded(approver)
+        case.answer(x, x_kind)
+        lost, retry = case.held(QUORUM.RECORD, 2)
+        case.answer(y, y_kind)
+        case.recorded(y)
+        if settled_at == len(prior):  # Y's flow settles: the retry is released into a stopped flow
+            case.outcome()
+        retry.release()
+        sent = len(prior) + 2
+        for approver, kind in rest:
+            if settled_at is not None and sent > settled_at:
+                case.outcome()
+                if (code := case.answer(approver, kind)) != "TaskTimedOut":
+                    problems.append(f"{approver}'s late answer got {code}")
+                continue
+            case.answer(approver, kind)
+            case.recorded(approver)
+            sent += 1
+        execution = case.outcome()
+        final = after[-1] if not rest else list(tallies(prior + [(x, x_kind), (y, y_kind)] + rest))[-1]
+        wanted = {"outcome": outcome, "decidedBy": decided_by}
+        if settled_at is not None:  # the lists hold what was in the tally the settling flow read
+            wanted |= {"approvals": listed(APPROVERS, reads[settled_at][1]),
+                       "rejections": listed(APPROVERS, reads[settled_at][2])}
+        else:
+            wanted |= {"approvals": listed(APPROVERS, final[0]), "rejections": listed(APPROVERS, final[1])}
+        got = {key: (execution.output or {}).get(key) for key in wanted}
+        if execution.status != "SUCCEEDED" or got != wanted:
+            problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "
+                            f"{wanted}")
+        attempts = [(f.attempt, f.fault.kind.value) for f in (lost, retry)]
+        if attempts != [(0, "lost response"), (1, "hold")]:
+            problems.append(f"faults fired on attempts {attempts}")
+    finally:
+        case.close()
+    return [f"k={k} {answers} lost write #{position}: {p}" for p in problems]
+
+
+@pytest.mark.usefixtures("scaled_waits")
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_lost_write_response_retried_while_another_decision_lands_ends_as_the_tally_says(
+        cloud: Cloud, quorum: Stack, k: int) -> None:
+    cases = [c for c in LOST_WRITE_CASES if c[0] == k]
+    run_all(cases, lambda c: play_lost_write(cloud, quorum, *c))
+
+
+def test_the_issues_case_two_of_three_with_a_lost_write_is_approved_by_the_interleaved_approval(
+        cloud: Cloud, quorum: Stack, scaled_waits: None) -> None:
+    # carol approves; alice's write applies but errors; bob approves while alice's retry waits.
+    assert play_lost_write(cloud, quorum, 2, ("carol", "alice", "bob"), ("approve", "approve", "approve"), 1) == []
+
+
+# -- a PutEvents call applies, its response is lost: the retry asks again with the same token ---------------
+
+
+def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions: dict[str, str]) -> list[str]:
+    """X's request goes out but its PutEvents answers with an error; X's retry is held while the next approver
+    (Y) answers; released, X is asked again with the same token and answers once (a second answer on the
+    token is refused); then the others, one by one."""
+    approvers = APPROVERS if k is not None else APPROVERS[:2]
+    others = [a for a in approvers[approvers.index(x) + 1:] + approvers[:approvers.index(x)]]
+    y, rest = others[0], others[1:]
+    order = [(y, decisions[y]), (x, decisions[x]), *((a, decisions[a]) for a in rest)]
+    reads = [(a, *t) for (a, _), t in zip(order, tallies(order))]
+    if k is None:
+        outcome, decided_by, settled_at = ("APPROVED" if decisions[y] == "approve" else "REJECTED"), y, 0
+    else:
+        outcome, decided_by, settled_at = settle(approvers, k, reads)
+    case = Case(cloud, stack, approvers, k, SETTLES_AT_DEADLINE if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS)
+    ask = QUORUM.ASK if k is not None else EITHER_OR.ask(approvers.index(x) + 1)
+    case.inject(ask, LOST_EVENT, attempt=0, approver=x)
+    case.inject(ask, HELD, attempt=1, approver=x)
+    problems = []
+    try:
+        case.start()
+        _, retry = case.held(ask, 2)
+        # Both attempts are scheduled, with one token: the copy that went out before the error is answerable.
+        first = next(r for r in case.asked(len(approvers) + 1).requests if r.approver == x)
+        if case.tokens[x] != first.task_token:
+            problems.append("the retry asked with another token")
+        case.answer(y, decisions[y])
+        if settled_at == 0:
+            case.outcome()
+        else:
+            case.recorded(y)
+        retry.release()
+        for index, (approver, kind) in enumerate(order[1:] if settled_at != 0 else [], start=1):
+            if settled_at is not None and index > settled_at:
+                case.outcome()
+                if (code := case.answer(approver, kind)) != "TaskTimedOut":
+                    problems.append(f"{approver}'s late answer got {code}")
+                continue
+            if (code := case.answer(approver, kind)) is not None:
+                problems.append(f"{approver}'s answer got {code}")
+            if approver == x and (code := case.answer(x, kind)) != "TaskTimedOut":
+                problems.append(f"a second answer on {x}'s token (the other copy) got {code}")
+            case.recorded(approver)
+        execution = case.outcome()
+        if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
+            problems.append(f"after the end, an answer on {x}'s token got {code}")
+        answered = order if settled_at is None else order[:settled_at + 1]
+        final = list(tallies(answered))[-1]
+        wanted = {"outcome": outcome, "decidedBy": decided_by, "approvals": listed(approvers, final[0]),
+                  "rejections": listed(approvers, final[1])}
+        got = {key: (execution.output or {}).get(key) for key in wanted}
+        if execution.status != "SUCCEEDED" or got != wanted:
+            problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "
+                            f"{wanted}")
+    finally:
+        case.close()
+    return [f"k={k} lost PutEvents for {x}, {decisions}: {p}" for p in problems]
+
+
+LOST_EVENT_CASES = [(None, x, dict(zip(APPROVERS[:2], d))) for x in APPROVERS[:2]
+                    for d in itertools.product(("approve", "reject"), repeat=2)] + [
+    (k, x, dict(zip(APPROVERS, d))) for k in (1, 2, 3) for x in APPROVERS
+    for d in itertools.product(("approve", "reject"), repeat=3)]
+
+
+@pytest.mark.usefixtures("scaled_waits")
+@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+def test_a_lost_put_events_response_asks_again_with_the_same_token_and_the_outcome_follows_the_rule(
+        request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> None:
+    stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
+    cases = [c for c in LOST_EVENT_CASES if (c[0] is None) == (pattern == "either-or")]
+    run_all(cases, lambda c: play_lost_event(cloud, stack, *c))
+
+
+# -- a call applied twice within one attempt ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+def test_a_duplicated_put_events_delivers_two_copies_with_the_same_token_and_one_answer_counts(
+        request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> None:
+    stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
+    approvers = APPROVERS if pattern == "quorum" else APPROVERS[:2]
+    case = Case(cloud, stack, approvers, 1 if pattern == "quorum" else None, SETTLES_BY_ANSWERS)
+    case.inject(QUORUM.ASK if pattern == "quorum" else EITHER_OR.ask(1), Fault.duplicate(), approver="alice")
+    inbox = ApprovalInbox(cloud, execution_arn=case.arn)
+    try:
+        case.start()
+        case.asked()
+        copies = [e for e in inbox_events(inbox, case.arn, len(approvers) + 1) if e["detail"]["approver"] == "alice"]
+        assert len(copies) == 2
+        assert copies[0]["detail"]["taskToken"] == copies[1]["detail"]["taskToken"] == case.tokens["alice"]
+        assert case.answer("alice", "approve") is None
+        assert case.answer("alice", "approve") == "TaskTimedOut"  # the copy's answer: the task is answered
+        execution = case.outcome()
+        assert (execution.output["outcome"], execution.output["approvals"], execution.output["decidedBy"]) == (
+            "APPROVED", ["alice"], "alice")
+    finally:
+        case.close()
+
+
+def inbox_events(inbox: ApprovalInbox, execution_arn: str, count: int) -> list[dict[str, Any]]:
+    return wait_until(lambda: e if len(e := inbox.requests_for(execution_arn)) >= count else None, timeout=20,
+                      what=f"{count} ApprovalRequested events of {execution_arn}")
+
+
+def test_a_tally_write_applied_twice_counts_the_decision_once(cloud: Cloud, quorum: Stack) -> None:
+    case = Case(cloud, quorum, APPROVERS, 2, SETTLES_BY_ANSWERS)
+    case.inject(QUORUM.RECORD, Fault.duplicate(), approver="alice")
+    try:
+        case.start()
+        case.asked()
+        case.answer("alice", "approve")
+        case.recorded("alice")
+        case.answer("bob", "reject")
+        case.recorded("bob")
+        case.answer("carol", "approve")
+        execution = case.outcome()
+        assert execution.output["approvals"] == ["alice", "carol"] and execution.output["decidedBy"] == "carol"
+        assert [f.fault.kind.value for f in cloud.faults.fired(execution_arn=case.arn)] == ["duplicate"]
+    finally:
+        case.close()
+
+
+# -- a slow write racing the deadline ----------------------------------------------------------------------
+
+RACES = {
+    # name: (quorum, first answer, slow answer, slow fault, outcome, approvals, rejections)
+    "landed-approval-meets-the-quorum": (2, ("alice", "approve"), ("bob", "approve"), Fault.hold(after=True),
+                                         "APPROVED", ["alice", "bob"], []),
+    "landed-rejection-makes-it-unreachable": (2, ("alice", "reject"), ("bob", "reject"), Fault.hold(after=True),
+                                              "REJECTED", [], ["alice", "bob"]),
+    "unlanded-approval-times-out": (2, ("alice", "approve"), ("bob", "approve"), Fault.hold(after=False),
+                                    "TIMED_OUT", ["alice"], []),
+}
+
+
+@pytest.mark.parametrize("race", list(RACES))
+def test_a_write_answering_after_the_deadline_counts_if_it_landed_before(
+        cloud: Cloud, quorum: Stack, race: str) -> None:
+    k, (first, first_kind), (slow, slow_kind), fault, outcome, approvals, rejections = RACES[race]
+    case = Case(cloud, quorum, APPROVERS, k, 5)  # a real 5 s deadline: both answers are in by then
+    case.inject(QUORUM.RECORD, fault, approver=slow)
+    try:
+        case.start()
+        case.asked()
+        case.answer(first, first_kind)
+        case.recorded(first)
+        case.answer(slow, slow_kind)
+        held = case.held(QUORUM.RECORD, 1)[0]
+        assert (held.at - case.started).total_seconds() < 5, "the slow call started after the deadline"
+        execution = case.outcome()  # the deadline flow reads the tally while the slow call is held
+        assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+        assert execution.output == {"outcome": outcome, "pattern": "quorum", "request": {}, "approvals": approvals,
+                                    "rejections": rejections, "decidedBy": None, "quorum": k}
+    finally:
+        case.close()
