@@ -90,7 +90,7 @@ def test_the_readme_walks_the_local_path_before_aws() -> None:
     steps = ["make demo", "source .venv/bin/activate", "earlyexit serve", "earlyexit start",
              "aws stepfunctions send-task-success --endpoint-url", "sam deploy --config-env", "sam delete"]
     positions = [README.find(step) for step in steps]
-    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
+    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions, strict=True))
 
 
 @pytest.mark.parametrize("section", ["Where the contract is silent", "Fault model", "Error names", "Cost"])

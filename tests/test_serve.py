@@ -38,9 +38,10 @@ def serving(*options: str) -> Iterator[Endpoint]:
     with tempfile.TemporaryFile(mode="w+") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0", *options],
                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
-        assert process.stdout is not None
+        stdout = process.stdout
+        assert stdout is not None
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
 
         def errors() -> str:
             stderr.seek(0)
@@ -64,7 +65,7 @@ def serving(*options: str) -> Iterator[Endpoint]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 pytest.fail(f"`earlyexit serve` did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
-            rest = process.stdout.read()
+            rest = stdout.read()
             assert code == 0, f"exit code {code}; stderr:\n{errors()}"
             assert rest == "", f"stdout holds more than the ready line: {rest!r}"
 
@@ -219,7 +220,8 @@ def test_the_approval_queue_receives_each_request_as_eventbridge_delivers_it(ser
 def test_a_task_token_from_the_approval_queue_decides(server: Endpoint) -> None:
     url, stacks, queue_url = server
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
-    token = next(e["detail"]["taskToken"] for e in _received(url, queue_url, arn, 2) if e["detail"]["approver"] == "bob")
+    requests = _received(url, queue_url, arn, 2)
+    token = next(e["detail"]["taskToken"] for e in requests if e["detail"]["approver"] == "bob")
     _decide(url, token, "reject")
     output = _outcome(_client(url, "stepfunctions"), arn)
     assert (output["outcome"], output["decidedBy"]) == ("REJECTED", "bob")
@@ -227,8 +229,9 @@ def test_a_task_token_from_the_approval_queue_decides(server: Endpoint) -> None:
 
 def test_the_cli_honours_aws_endpoint_url(server: Endpoint) -> None:
     url, stacks, _ = server
-    result = subprocess.run([sys.executable, "-m", "earlyexit", "start", "either-or", "--approver", "a", "--approver",
-                             "b"], capture_output=True, text=True, timeout=60, env={**os.environ, "AWS_ENDPOINT_URL": url})
+    command = [sys.executable, "-m", "earlyexit", "start", "either-or", "--approver", "a", "--approver", "b"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "AWS_ENDPOINT_URL": url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(stacks["either-or"]["StateMachineArn"].replace(":stateMachine:", ":execution:"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +49,7 @@ def three_of_five(sfn: Any, quorum: Stack) -> Execution:
 @pytest.fixture
 def forty_approvers() -> Execution:
     """An execution at the limits: 40 approvers with long names, decided after 364 days."""
-    started = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    started = datetime(2025, 1, 1, tzinfo=UTC)
     approvers = [f"approver-with-a-long-name-{i:02d}@example.com" for i in range(40)]
     decided = started + timedelta(days=364, hours=23, minutes=59)
     output = {"outcome": "APPROVED", "pattern": "quorum", "request": {}, "approvals": approvers[:40],

@@ -13,8 +13,8 @@ from earlyexit.errors import EarlyExitError
 from earlyexit.history import ApprovalRequest, Execution, read_execution
 from earlyexit.polling import wait_until
 
-__all__ = ["ApprovalError", "UnknownExecution", "approval_input", "decide", "ended", "read_approval", "send_at_once", "start_approval",
-           "wait_for_outcome", "wait_for_requests"]
+__all__ = ["ApprovalError", "UnknownExecution", "approval_input", "decide", "ended", "read_approval", "send_at_once",
+           "start_approval", "wait_for_outcome", "wait_for_requests"]
 
 _UNKNOWN = ("ExecutionDoesNotExist", "InvalidArn", "StateMachineDoesNotExist")
 _REFUSED = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")

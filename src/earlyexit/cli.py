@@ -16,7 +16,12 @@ from typing import Any
 import boto3
 import click
 from botocore.exceptions import (
-    BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError, PartialCredentialsError,
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
 )
 
 from earlyexit.approvals import approval_input, decide, ended, read_approval, start_approval, wait_for_outcome
@@ -75,14 +80,14 @@ class _JsonNumber(click.ParamType):
             number = json.loads(value)
         except ValueError:
             return value
-        return number if isinstance(number, (int, float)) and not isinstance(number, bool) else value
+        return number if isinstance(number, int | float) and not isinstance(number, bool) else value
 
 
 def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--region", default=None,
-                           help="AWS region (default: the execution ARN's, else your AWS configuration).")(command)
+                           help="AWS region (default: an execution ARN's, else your AWS configuration).")(command)
     return click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, metavar="URL",
-                        help="An AWS-compatible endpoint, such as `earlyexit serve`'s (env: AWS_ENDPOINT_URL).")(command)
+                        help="An AWS-compatible endpoint, as `earlyexit serve`'s (env: AWS_ENDPOINT_URL).")(command)
 
 
 def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | None = None) -> Cloud:
@@ -106,7 +111,8 @@ def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | No
 def _state_machine(cloud: Cloud, pattern: str, stack: str) -> tuple[str, int | None]:
     """The stack's StateMachineArn and, for quorum, its DefaultQuorum (when CloudFormation knows the stack)."""
     try:
-        described = cloud.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        cloudformation: Any = cloud.client("cloudformation")
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
         if error.response["Error"]["Code"] != "ValidationError":
             raise

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rich.rule import Rule
@@ -67,6 +68,6 @@ def run_demo(patterns: Iterable[str]) -> None:
             out.print(Rule(f"[bold]{pattern}[/bold]: {stack.outputs['StateMachineName']}"))
             scenarios = SCENARIOS[pattern]
             with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
-                executions = list(pool.map(lambda s: _play(sfn, stack.outputs["StateMachineArn"], s), scenarios))
-            for scenario, execution in zip(scenarios, executions):
+                executions = list(pool.map(partial(_play, sfn, stack.outputs["StateMachineArn"]), scenarios))
+            for scenario, execution in zip(scenarios, executions, strict=True):
                 render_execution(execution, title=scenario.title)

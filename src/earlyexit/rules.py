@@ -39,7 +39,7 @@ class Violation:
 
 def is_integer(value: Any) -> bool:
     """A JSON number with an integral value (``2.0`` is 2; ``"2"``, ``true`` and ``null`` are not)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             and value == int(value))
 
 

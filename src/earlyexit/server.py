@@ -16,6 +16,7 @@ import signal
 import socket
 import urllib.request
 from types import FrameType
+from typing import Any
 
 from moto.server import ThreadedMotoServer
 
@@ -43,7 +44,8 @@ def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
     """An SQS queue that an EventBridge rule on the default bus fills with every ApprovalRequested event
     (both patterns); returns the queue URL."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
-    sqs, events = cloud.client("sqs"), cloud.client("events")
+    sqs: Any = cloud.client("sqs")
+    events: Any = cloud.client("events")
     queue_url = str(sqs.create_queue(QueueName=APPROVAL_QUEUE)["QueueUrl"])
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule_arn = events.put_rule(Name=APPROVAL_QUEUE, EventPattern=json.dumps(
