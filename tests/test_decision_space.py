@@ -3,7 +3,8 @@
 Each approver approves, rejects, answers with a malformed decision, fails the task
 (SendTaskFailure) or stays silent; those who answer do so in every possible order, each
 answer sent once the previous one is counted. For either-or and for quorum k = 1, 2, 3 of
-three approvers that is 41 + 3 × 493 executions. Each must end SUCCEEDED with the outcome,
+three approvers that is 41 + 3 × 493 executions; for four approvers (quorum 1 to 4) a seeded
+random sample of 500 of its 4 × 7,889 cases. Each must end SUCCEEDED with the outcome,
 decidedBy, approvals and rejections the rule predicts (``support.expected``), and every
 answer sent after the outcome must be refused with TaskTimedOut.
 
@@ -16,6 +17,7 @@ its own write returns, so the next answer waits until the previous decision is i
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,12 +44,24 @@ def answer_orders(approvers: Sequence[str]) -> Iterator[list[Answer]]:
 
 CONFIGURATIONS = {"either-or": (("alice", "bob"), None),
                   **{f"quorum-{k}-of-3": (("alice", "bob", "carol"), k) for k in (1, 2, 3)}}
+FOUR = ("alice", "bob", "carol", "dave")
+FOUR_SAMPLE = 500
+
+
+def four_approver_sample() -> list[tuple[int, list[Answer]]]:
+    """A seeded sample of (quorum, answers) over the four-approver space, every quorum from 1 to 4 alike."""
+    space = list(answer_orders(FOUR))
+    rng = random.Random(4)
+    return [(1 + index % 4, rng.choice(space)) for index in range(FOUR_SAMPLE)]
 
 
 def test_the_space_has_the_size_the_combinatorics_give() -> None:
     sizes = {name: sum(1 for _ in answer_orders(approvers)) for name, (approvers, _) in CONFIGURATIONS.items()}
     assert sizes == {"either-or": 1 + 2 * 4 + 4 * 4 * 2, **{f"quorum-{k}-of-3": 1 + 3 * 4 + 3 * 16 * 2 + 64 * 6
                                                              for k in (1, 2, 3)}}
+    assert sum(1 for _ in answer_orders(FOUR)) == 1 + 4 * 4 + 6 * 16 * 2 + 4 * 64 * 6 + 256 * 24
+    sample = four_approver_sample()
+    assert len({(k, tuple(a)) for k, a in sample}) >= 490 and {k for k, _ in sample} == {1, 2, 3, 4}
 
 
 def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum: int | None,
@@ -88,4 +102,15 @@ def test_every_answer_in_every_order_ends_as_the_rule_says(
         problems = [p for found in pool.map(
             lambda answers: play_case(sfn, ddb, stack, approvers, quorum, answers), cases)
             for p in found]
+    assert problems == []
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_a_sample_of_four_approvers_answering_in_any_order_ends_as_the_rule_says(
+        cloud: Cloud, sfn: Any, quorum: Stack, chunk: int) -> None:
+    cases = four_approver_sample()[chunk::CHUNKS]
+    ddb = cloud.client("dynamodb")
+    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+        problems = [p for found in pool.map(lambda case: play_case(sfn, ddb, quorum, FOUR, *case), cases)
+                    for p in found]
     assert problems == []
