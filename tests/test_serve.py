@@ -254,7 +254,7 @@ def test_the_readme_s_aws_cli_commands_run_an_approval(server: Endpoint) -> None
     """start-execution, read the requests from the queue, send-task-success: as the README shows them."""
     url, stacks, queue_url = server
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
 
     def aws(*args: str) -> str:
         result = subprocess.run([str(AWS_CLI), *args, "--endpoint-url", url], capture_output=True, text=True,
