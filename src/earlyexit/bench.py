@@ -3,21 +3,27 @@
 Every figure comes from real executions: state transitions (states entered), EventBridge
 and DynamoDB requests (TaskScheduled events) are read from each execution's history, the
 decision latency runs from the deciding SendTaskSuccess call returning to the execution's
-stopDate. Costs use the prices in notes/anchors.md; the polling comparison adds the
-original samples' polling loops to the measured figures; the load variant answers many
-quorum executions at once and counts hangs, lost decisions and wrong outcomes.
+stopDate. Costs use AWS's us-east-1 list prices (https://aws.amazon.com/step-functions/pricing/,
+https://aws.amazon.com/eventbridge/pricing/, https://aws.amazon.com/dynamodb/pricing/on-demand/);
+the polling comparison adds the original samples' polling loops to the measured figures; the
+load variant answers many quorum executions at once, first on a fresh engine and then with
+thousands of executions already in it, and counts hangs, lost decisions and wrong outcomes.
 
-    python -m earlyexit.bench [--runs N] [--load N] [--markdown]
+    python -m earlyexit.bench [--runs N] [--load N] [--prefill N] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import io
 import itertools
 import json
 import math
+import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,34 +35,43 @@ from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from earlyexit import states
 from earlyexit.approvals import decide, send_at_once, start_approval, wait_for_outcome, wait_for_requests
-from earlyexit.history import Execution, history_events, state_transitions
+from earlyexit.history import Execution, history_events, read_execution, state_transitions
 from earlyexit.local import PATTERNS, Cloud, embedded_cloud
+from earlyexit.polling import wait_until
 
-__all__ = ["SCENARIOS", "LoadResult", "Measurement", "Scenario", "Usage", "main", "measure", "polling_transitions",
-           "run_load"]
+__all__ = ["LOAD_WORKERS", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "Scenario", "Table",
+           "Usage", "approvers", "main", "measure", "polling_transitions", "render", "run_load"]
 
-# Prices (notes/anchors.md), in dollars per request.
-PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard
-PER_EVENT = 1.00 / 1_000_000  # EventBridge custom event
-PER_WRITE_UNIT = 0.625 / 1_000_000  # DynamoDB on-demand WRU
-PER_READ_UNIT = 0.125 / 1_000_000  # DynamoDB on-demand RRU
+# us-east-1 list prices, in dollars per request.
+PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard: $0.025 per 1,000 state transitions
+PER_EVENT = 1.00 / 1_000_000  # EventBridge: $1.00 per million custom events
+PER_WRITE_UNIT = 0.625 / 1_000_000  # DynamoDB on-demand: $0.625 per million write request units
+PER_READ_UNIT = 0.125 / 1_000_000  # DynamoDB on-demand: $0.125 per million read request units
 
 # The original samples' polling loop: Pass, Choice, Wait 5 s per pending flow.
 POLL_TRANSITIONS = 3
 POLL_SECONDS = 5
 WAITS = (("1 minute", 60), ("1 hour", 3_600), ("1 day", 86_400))
 
-# Decision latencies are measured one execution at a time: the engine runs in-process under one GIL, and
-# even 4 executions in flight multiplied the medians by 5 to 20 on a 2-core machine. Timeout runs mostly
-# wait, so several run at once (their deadlines then fire together: deadline -> end is an upper bound).
+# Decision latencies are measured one execution at a time: the engine runs in-process, its threads share one
+# GIL with the client's, and executions in flight together measure contention, not the workflow. Timeout runs
+# mostly wait, so several run at once (their deadlines then fire together: deadline -> end is an upper bound).
 TIMEOUT_CONCURRENCY = 5
-LOAD_WORKERS = 16  # executions in flight in the load variant (8 and 64 were no faster on 2 cores)
+LOAD_WORKERS = 16  # executions in flight in the load variant
 LOAD_TIMEOUT_SECONDS = 3_600  # deadline of load executions: a lost decision shows as a hang, not TIMED_OUT
 LOAD_PATIENCE = 300.0  # seconds an execution may take to send its requests, and the checks to see every end
+SCALE_APPROVERS = (3, 5, 10, 40)  # quorum sizes whose cost per execution is measured
+SCALE_RUNS = 5
 
-APPROVERS = {"either-or": ("alice", "bob"), "quorum": ("alice", "bob", "carol")}
+_NAMES = ("alice", "bob", "carol", "dave", "erin")
 REQUEST = {"item": "laptop", "price": 1499}
+
+
+def approvers(count: int) -> tuple[str, ...]:
+    """``count`` distinct approver names (alice, bob, carol, dave, erin, then approver-6 ...)."""
+    return tuple(_NAMES[i] if i < len(_NAMES) else f"approver-{i + 1}" for i in range(count))
 
 
 @dataclass(frozen=True)
@@ -66,13 +81,10 @@ class Scenario:
     pattern: str
     title: str
     outcome: str  # the outcome every run must reach
+    approvers: tuple[str, ...]
     answers: tuple[tuple[str, str], ...] = ()
     quorum: int | None = None
     timeout_seconds: int = 3_600
-
-    @property
-    def approvers(self) -> tuple[str, ...]:
-        return APPROVERS[self.pattern]
 
     @property
     def decides(self) -> bool:
@@ -80,17 +92,25 @@ class Scenario:
         return self.outcome != "TIMED_OUT"
 
 
+def _majority(count: int) -> Scenario:
+    quorum = count // 2 + 1
+    names = approvers(count)
+    return Scenario("quorum", f"{quorum} of {count} approve", "APPROVED", names,
+                    tuple((a, "approve") for a in names[:quorum]), quorum=quorum)
+
+
+_TWO, _THREE = approvers(2), approvers(3)
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("either-or", "approve", "APPROVED", (("alice", "approve"),)),
-    Scenario("either-or", "reject", "REJECTED", (("bob", "reject"),)),
-    Scenario("either-or", "timeout (1 s)", "TIMED_OUT", timeout_seconds=1),
-    Scenario("quorum", "2 of 3 approve", "APPROVED", (("alice", "approve"), ("bob", "approve")), quorum=2),
-    Scenario("quorum", "2 of 3 unreachable (2 rejections)", "REJECTED",
+    Scenario("either-or", "approve", "APPROVED", _TWO, (("alice", "approve"),)),
+    Scenario("either-or", "reject", "REJECTED", _TWO, (("bob", "reject"),)),
+    Scenario("either-or", "timeout (1 s)", "TIMED_OUT", _TWO, timeout_seconds=1),
+    Scenario("quorum", "2 of 3 approve", "APPROVED", _THREE, (("alice", "approve"), ("bob", "approve")), quorum=2),
+    Scenario("quorum", "2 of 3 unreachable (2 rejections)", "REJECTED", _THREE,
              (("alice", "reject"), ("carol", "reject")), quorum=2),
-    Scenario("quorum", "3 of 3 approve", "APPROVED",
+    Scenario("quorum", "3 of 3 approve", "APPROVED", _THREE,
              (("alice", "approve"), ("bob", "approve"), ("carol", "approve")), quorum=3),
-    Scenario("quorum", "1 of 3 approve", "APPROVED", (("bob", "approve"),), quorum=1),
-    Scenario("quorum", "timeout (1 s), 1 of 3 needed approvals", "TIMED_OUT", (("alice", "approve"),),
+    Scenario("quorum", "1 of 3 approve", "APPROVED", _THREE, (("bob", "approve"),), quorum=1),
+    Scenario("quorum", "timeout (1 s), 1 of 3 needed approvals", "TIMED_OUT", _THREE, (("alice", "approve"),),
              quorum=3, timeout_seconds=1),
 )
 
@@ -167,27 +187,21 @@ class Measurement:
         return ordered[math.ceil(0.95 * len(ordered)) - 1]
 
 
-def _wait_until_entered(sfn: Any, execution_arn: str, state: str, timeout: float = 30.0) -> None:
-    """Poll the history (backing off to 100 ms) until ``state`` is entered."""
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    while not any(e.get("stateEnteredEventDetails", {}).get("name") == state
-                  for e in history_events(sfn, execution_arn)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} did not enter {state!r} within {timeout} s")
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.1)
+def _counted(sfn: Any, execution_arn: str) -> int:
+    """How many decisions the quorum's tally has recorded (its flows entered the check)."""
+    return sum(1 for e in history_events(sfn, execution_arn)
+               if (e.get("stateEnteredEventDetails") or {}).get("name") == states.QUORUM.CHECK)
 
 
 def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Run:
     execution_arn = start_approval(sfn, state_machine_arn, list(scenario.approvers), REQUEST, scenario.quorum,
                                    scenario.timeout_seconds)
-    wait_for_requests(sfn, execution_arn, len(scenario.approvers))
+    wait_for_requests(sfn, execution_arn, len(scenario.approvers), timeout=60)
     answered: dict[str, float] = {}
     for approver, decision in scenario.answers:
-        if answered:  # people answer one after the other: the previous decision is counted first
-            previous = scenario.approvers.index(list(answered)[-1]) + 1
-            _wait_until_entered(sfn, execution_arn, f"Decision {previous} counted")
+        if answered and scenario.pattern == "quorum":  # people answer one after the other
+            wait_until(lambda: _counted(sfn, execution_arn) >= len(answered), timeout=30,
+                       what=f"{len(answered)} decisions counted in {execution_arn}")
         decide(sfn, execution_arn, approver, decision)
         answered[approver] = time.time()
     execution = wait_for_outcome(sfn, execution_arn, timeout=scenario.timeout_seconds + 60)
@@ -207,7 +221,7 @@ def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Run:
     return Run(execution, Usage.of(events), start, execution.stopped_at.timestamp() - start)
 
 
-def measure(sfn: Any, state_machine_arn: str, scenario: Scenario, runs: int, concurrency: int = 1) -> Measurement:
+def measure(sfn: Any, state_machine_arn: str, scenario: Scenario, runs: int, *, concurrency: int = 1) -> Measurement:
     """Play ``scenario`` once to warm up (not counted: first calls load models and compile expressions), then
     ``runs`` times, ``concurrency`` executions at a time; read each one's figures from its history."""
     _play(sfn, state_machine_arn, scenario)
@@ -226,9 +240,11 @@ def polling_transitions(measured: Usage, approver_flows: int, wait_seconds: int)
 
 @dataclass(frozen=True)
 class LoadResult:
-    """N quorum executions answered by all three approvers at once."""
+    """N quorum executions, each answered by all its approvers at once."""
 
     executions: int
+    approvers: int
+    already_in_engine: int  # executions the engine held before the first start
     seconds: float  # first start to the last execution's stopDate
     decided: int  # ended with the right outcome, nothing lost
     hangs: int
@@ -236,6 +252,7 @@ class LoadResult:
     wrong_outcomes: int
     refused_answers: int  # TaskTimedOut: an answer after the outcome, refused as on AWS
     errors: int  # any other error answering
+    memory_per_execution: float  # bytes of resident memory the engine grew by per execution
 
     @property
     def per_second(self) -> float:
@@ -246,6 +263,19 @@ class LoadResult:
         return self.hangs + self.lost_decisions + self.wrong_outcomes + self.errors
 
 
+def _asked(sfn: Any, execution_arn: str, count: int) -> dict[str, str] | None:
+    """Each approver's task token once ``count`` approvers have been asked (None before), read from the history:
+    the parameters of the tasks that sent the ApprovalRequested events."""
+    tokens = {}
+    for event in history_events(sfn, execution_arn):
+        details = event.get("taskScheduledEventDetails")
+        if details and details["resource"] == states.ASK_RESOURCE:
+            detail = json.loads(details["parameters"])["Entries"][0]["Detail"]
+            detail = json.loads(detail) if isinstance(detail, str) else detail
+            tokens[detail["approver"]] = detail["taskToken"]
+    return tokens if len(tokens) >= count else None
+
+
 @dataclass(frozen=True)
 class _Verdict:
     stopped_at: float | None = None  # epoch seconds; None: a hang
@@ -253,79 +283,128 @@ class _Verdict:
     wrong: bool = False
 
 
-def _check(sfn: Any, ddb: Any, table: str, execution_arn: str, quorum: int, decisions: tuple[str, ...],
-           patience: float) -> _Verdict:
+def _recorded(events: list[dict[str, Any]]) -> set[str]:
+    """The approvers whose tally update returned (its UpdateItem task succeeded)."""
+    by_id = {e["id"]: e for e in events}
+    found = set()
+    for event in events:
+        if event["type"] != "TaskSucceeded" or event["taskSucceededEventDetails"]["resource"] != "updateItem":
+            continue
+        scheduled = event
+        while scheduled is not None and scheduled["type"] != "TaskScheduled":
+            scheduled = by_id.get(scheduled.get("previousEventId", 0))
+        if scheduled is not None:
+            values = json.loads(scheduled["taskScheduledEventDetails"]["parameters"])["ExpressionAttributeValues"]
+            found.update(values[":approver"]["SS"])
+    return found
+
+
+def _check(sfn: Any, ddb: Any, table: str, execution_arn: str, plan: tuple[int, tuple[str, ...]],
+           names: tuple[str, ...], patience: float) -> _Verdict:
     """Wait up to ``patience`` s for the outcome, then compare it with the answers, the history and the tally."""
-    execution = wait_for_outcome(sfn, execution_arn, timeout=patience)
-    if execution.status == "RUNNING":
+    quorum, decisions = plan
+    try:
+        wait_until(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING",
+                   timeout=patience, what=f"the outcome of {execution_arn}")
+    except TimeoutError:
         return _Verdict()
-    approvers = APPROVERS["quorum"]
+    execution = read_execution(sfn, execution_arn)
     item = ddb.get_item(TableName=table, Key={"executionArn": {"S": execution_arn}},
                         ConsistentRead=True).get("Item", {})
     tally = {kind: set(item.get(kind, {}).get("SS", [])) for kind in ("approvals", "rejections")}
     output = execution.output or {}
     listed = {"approvals": set(output.get("approvals", [])), "rejections": set(output.get("rejections", []))}
-    # A decision is recorded once its flow enters "Check quorum N" (its UpdateItem returned).
-    recorded = {approvers[int(name.rsplit(" ", 1)[1]) - 1]
-                for e in history_events(sfn, execution_arn)
-                if (name := e.get("stateEnteredEventDetails", {}).get("name", "")).startswith("Check quorum ")}
+    recorded = _recorded(history_events(sfn, execution_arn))
     lost = len((recorded | listed["approvals"] | listed["rejections"]) - tally["approvals"] - tally["rejections"])
     expected = "APPROVED" if decisions.count("approve") >= quorum else "REJECTED"
-    said = dict(zip(approvers, decisions, strict=True))
+    said = dict(zip(names, decisions, strict=True))
     deciding = listed["approvals"] if expected == "APPROVED" else listed["rejections"]
     wrong = (execution.status != "SUCCEEDED" or output.get("outcome") != expected
-             or output.get("decidedBy") not in deciding
-             or len(deciding) != (quorum if expected == "APPROVED" else len(approvers) + 1 - quorum)
+             or output.get("decidedBy") not in listed["approvals"] | listed["rejections"]
+             or len(deciding) < (quorum if expected == "APPROVED" else len(names) + 1 - quorum)
              or any(said[a] != "approve" for a in listed["approvals"] | tally["approvals"])
              or any(said[a] != "reject" for a in listed["rejections"] | tally["rejections"]))
     return _Verdict(execution.stopped_at.timestamp(), lost, wrong)
 
 
-def _answer(sfn: Any, state_machine_arn: str, quorum: int, decisions: tuple[str, ...]) -> tuple[str, list[str | None]]:
-    """Start one execution, wait for its three requests, answer them all at once; returns its ARN and error codes."""
-    approvers = APPROVERS["quorum"]
-    execution_arn = start_approval(sfn, state_machine_arn, list(approvers), REQUEST, quorum, LOAD_TIMEOUT_SECONDS)
-    requested = wait_for_requests(sfn, execution_arn, len(approvers), timeout=LOAD_PATIENCE)
-    tokens = {r.approver: r.task_token for r in requested.requests}
-    if len(tokens) < len(approvers):
+def _answer(sfn: Any, state_machine_arn: str, names: tuple[str, ...],
+            plan: tuple[int, tuple[str, ...]]) -> tuple[str, list[str | None]]:
+    """Start one execution, wait for its requests, answer them all at once; returns its ARN and error codes."""
+    quorum, decisions = plan
+    execution_arn = start_approval(sfn, state_machine_arn, list(names), REQUEST, quorum, LOAD_TIMEOUT_SECONDS)
+    try:
+        tokens = wait_until(lambda: _asked(sfn, execution_arn, len(names)), timeout=LOAD_PATIENCE,
+                            what=f"{len(names)} approval requests of {execution_arn}", first_pause=0.02,
+                            max_pause=0.1)
+    except TimeoutError:
         return execution_arn, []  # never asked everyone: _check reports the hang
-    return execution_arn, send_at_once(sfn, [(tokens[a], d) for a, d in zip(approvers, decisions, strict=True)])
+    return execution_arn, send_at_once(sfn, [(tokens[a], d) for a, d in zip(names, decisions, strict=True)])
 
 
-def run_load(cloud: Cloud, count: int, workers: int = LOAD_WORKERS) -> LoadResult:
-    """Run ``count`` quorum executions, ``workers`` at a time (quorum 1, 2, 3 with every approve/reject mix, in
-    turn), each answered by its three approvers at once; then check every outcome."""
+def _resident_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _prefill(sfn: Any, state_machine_arn: str, count: int) -> None:
+    """``count`` finished executions of the state machine (refused input: each ends after validation)."""
+    def start(_: int) -> str:
+        return sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps({"approvers": []}))[
+            "executionArn"]
+
+    with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
+        started = list(pool.map(start, range(count)))
+    for execution_arn in started:
+        wait_until(lambda arn=execution_arn: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
+                   timeout=LOAD_PATIENCE, what=f"the end of {execution_arn}")
+
+
+def run_load(cloud: Cloud, count: int, *, workers: int = LOAD_WORKERS, approver_count: int = 3,
+             already_in_engine: int = 0) -> LoadResult:
+    """Run ``count`` quorum executions of ``approver_count`` approvers, ``workers`` at a time (every quorum and
+    every approve/reject mix in turn), each answered by all its approvers at once; then check every outcome.
+    ``already_in_engine`` finished executions of the same state machine are made first."""
     stack = cloud.deploy("quorum", stack_name=f"earlyexit-bench-load-{uuid.uuid4().hex[:8]}")
     sfn, ddb = cloud.client("stepfunctions"), cloud.client("dynamodb")
-    mixes = [(q, d) for q in (1, 2, 3) for d in itertools.product(("approve", "reject"), repeat=3)]
-    plans = [mixes[i % len(mixes)] for i in range(count)]
-    # Warm-up, before the clock: the engine's first service calls load botocore's models; many threads
-    # doing that at once thrashed the GIL (once 150 s of system time for 200 executions).
-    wait_for_outcome(sfn, _answer(sfn, stack.outputs["StateMachineArn"], *mixes[0])[0])
+    arn = stack.outputs["StateMachineArn"]
+    names = approvers(approver_count)
+    mixes = [(q, d) for q in range(1, approver_count + 1)
+             for d in itertools.product(("approve", "reject"), repeat=approver_count)]
+    plans = [mixes[(i * 7919) % len(mixes)] for i in range(count)]  # a spread of mixes, whatever the count
+    _prefill(sfn, arn, already_in_engine)
+    # Warm-up, before the clock: the first calls load botocore's models and compile expressions.
+    wait_for_outcome(sfn, _answer(sfn, arn, names, mixes[0])[0], timeout=LOAD_PATIENCE)
+    gc.collect()
+    memory_before = _resident_bytes()
     began = time.time()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        answered = list(pool.map(lambda plan: _answer(sfn, stack.outputs["StateMachineArn"], *plan), plans))
+        answered = list(pool.map(lambda plan: _answer(sfn, arn, names, plan), plans))
         deadline = time.monotonic() + LOAD_PATIENCE
         verdicts = list(pool.map(lambda done, plan: _check(
-            sfn, ddb, stack.outputs["TableName"], done[0], *plan, max(1.0, deadline - time.monotonic())),
+            sfn, ddb, stack.outputs["TableName"], done[0], plan, names, max(1.0, deadline - time.monotonic())),
             answered, plans))
+    gc.collect()
+    memory = (_resident_bytes() - memory_before) / max(count, 1)
     codes = [code for _, codes in answered for code in codes]
     ended = [v.stopped_at for v in verdicts if v.stopped_at is not None]
     return LoadResult(
-        executions=count, seconds=(max(ended) if ended else time.time()) - began,
+        executions=count, approvers=approver_count, already_in_engine=already_in_engine,
+        seconds=(max(ended) if ended else time.time()) - began,
         decided=sum(1 for v in verdicts if v.stopped_at is not None and not v.wrong and not v.lost),
         hangs=sum(1 for v in verdicts if v.stopped_at is None), lost_decisions=sum(v.lost for v in verdicts),
         wrong_outcomes=sum(v.wrong for v in verdicts), refused_answers=codes.count("TaskTimedOut"),
-        errors=sum(1 for c in codes if c not in (None, "TaskTimedOut")))
+        errors=sum(1 for c in codes if c not in (None, "TaskTimedOut")), memory_per_execution=memory)
 
 
 # -- report -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Table:
+class Table:
+    """A report table: a title, column headers (a leading ">" right-aligns), rows of text cells and notes."""
+
     title: str
-    columns: list[str]  # a leading ">" right-aligns the column
+    columns: list[str]
     rows: list[list[str]]
     notes: list[str]
 
@@ -347,7 +426,7 @@ def _spread(values: list[float]) -> str:
     return "" if low == high else f" ({_count(low)}-{_count(high)})"
 
 
-def _scenario_table(measurements: list[Measurement], runs: int) -> _Table:
+def _scenario_rows(measurements: list[Measurement]) -> list[list[str]]:
     rows = []
     for m in measurements:
         usage, decides = m.usage, m.scenario.decides
@@ -359,12 +438,18 @@ def _scenario_table(measurements: list[Measurement], runs: int) -> _Table:
             _ms(m.latency_median) if decides else "n/a", _ms(m.latency_p95) if decides else "n/a",
             "" if decides else f"{_ms(m.latency_median)} / {_ms(m.latency_p95)}",
         ])
-    return _Table(
+    return rows
+
+
+_USAGE_COLUMNS = [">transitions", ">PutEvents", ">DynamoDB WRU", ">DynamoDB RRU", ">Step Functions $ / 1,000",
+                  ">total $ / 1,000", ">decision → end median ms", ">p95 ms"]
+
+
+def _scenario_table(measurements: list[Measurement], runs: int) -> Table:
+    return Table(
         f"Per execution, measured on the embedded engine ({runs} runs per scenario)",
-        ["pattern", "scenario", "outcome", ">transitions", ">PutEvents", ">DynamoDB WRU", ">DynamoDB RRU",
-         ">Step Functions $ / 1,000", ">total $ / 1,000", ">decision → end median ms", ">p95 ms",
-         ">deadline → end median / p95 ms"],
-        rows,
+        ["pattern", "scenario", "outcome", *_USAGE_COLUMNS, ">deadline → end median / p95 ms"],
+        _scenario_rows(measurements),
         [("transitions = states entered in the execution's history (what Step Functions Standard bills; a retry "
           "would add one per attempt, none happened); a range in brackets means the runs differed."),
          ("PutEvents, WRU, RRU = TaskScheduled events in the history: putEvents, dynamodb updateItem, getItem. "
@@ -379,21 +464,31 @@ def _scenario_table(measurements: list[Measurement], runs: int) -> _Table:
           f"at a time and timeout scenarios {TIMEOUT_CONCURRENCY} at a time (their deadlines fire together, so "
           "deadline → end is an upper bound), scenarios one after another. The engine runs in-process (moto "
           "with the engine fixes, threads sharing one GIL): this is the workflow's own work on this machine, not "
-          "AWS's service latency; with 4 decision executions in flight the medians grew 5 to 20 times.")])
+          "AWS's service latency.")])
 
 
-def _polling_table(measurements: list[Measurement]) -> _Table:
+def _scale_table(measurements: list[Measurement]) -> Table:
+    rows = [[str(len(m.scenario.approvers)), str(m.scenario.quorum), *_scenario_rows([m])[0][3:11]]
+            for m in measurements]
+    return Table(
+        f"Quorum by number of approvers: a majority approves, one after the other ({SCALE_RUNS} runs each)",
+        [">approvers", ">quorum", *_USAGE_COLUMNS], rows,
+        ["Same figures and formulas as the first table; each execution asks every approver (one PutEvents each) "
+         "and records each decision until the quorum is met (one UpdateItem each)."])
+
+
+def _polling_table(measurements: list[Measurement]) -> Table:
     rows = []
     for pattern, title in (("either-or", "approve"), ("quorum", "2 of 3 approve")):
         m = next(m for m in measurements if (m.scenario.pattern, m.scenario.title) == (pattern, title))
-        usage, flows = m.usage, len(APPROVERS[pattern])
+        usage, flows = m.usage, len(m.scenario.approvers)
         for label, seconds in WAITS:
             polled = replace(usage, transitions=polling_transitions(usage, flows, seconds))
             rows.append([f"{pattern} ({title})", label, _count(polled.transitions), _dollars(polled.cost * 1000),
                          _count(usage.transitions), _dollars(usage.cost * 1000), f"{polled.cost / usage.cost:,.0f}×",
                          f"0-{POLL_SECONDS} s late (mean {POLL_SECONDS / 2:g} s)",
                          f"at once; ends {_ms(m.latency_median)} ms later"])
-    return _Table(
+    return Table(
         "The original samples' polling design against callbacks, by how long the decision takes",
         ["pattern (scenario)", "decision after", ">polling transitions", ">polling $ / 1,000",
          ">callback transitions", ">callback $ / 1,000", ">polling ÷ callback", "polling notices it",
@@ -412,33 +507,39 @@ def _polling_table(measurements: list[Measurement]) -> _Table:
           "flow when SendTaskSuccess arrives, and the execution ends the measured median decision → end later.")])
 
 
-def _load_table(load: LoadResult) -> _Table:
-    return _Table(
-        f"Load: {load.executions:,} quorum executions, {LOAD_WORKERS} in flight, each answered by all three "
-        "approvers at the same instant",
-        [">executions", ">wall time s", ">decided / s", ">decided", ">hangs", ">lost decisions", ">wrong outcomes",
-         ">other errors", ">late answers refused"],
-        [[f"{load.executions:,}", f"{load.seconds:.1f}", f"{load.per_second:.1f}", f"{load.decided:,}",
-          str(load.hangs), str(load.lost_decisions), str(load.wrong_outcomes), str(load.errors),
-          f"{load.refused_answers:,}"]],
-        [(f"Quorum 1, 2 and 3 with every approve/reject mix of the three approvers, in turn. {LOAD_WORKERS} "
-          "client threads each start an execution, poll its history (backing off to 250 ms) until its three "
-          "requests are out, answer them from three threads released together, and go on to the next one. One "
-          "warm-up execution runs before the clock. Wall time runs from the first start to the last stopDate; "
-          "decided / s = correctly decided executions / wall time. Every history and tally item is checked "
-          "after that."),
+def _load_table(loads: list[LoadResult]) -> Table:
+    rows = [[f"{load.executions:,}", f"{load.already_in_engine:,}", f"{load.seconds:.1f}", f"{load.per_second:.1f}",
+             f"{load.decided:,}", str(load.hangs), str(load.lost_decisions), str(load.wrong_outcomes),
+             str(load.errors), f"{load.refused_answers:,}", f"{load.memory_per_execution / 1024:,.0f}"]
+            for load in loads]
+    return Table(
+        f"Load: quorum executions of {loads[0].approvers} approvers, {LOAD_WORKERS} in flight, each answered by "
+        f"all its approvers at the same instant ({os.cpu_count()} cores)",
+        [">executions", ">already in the engine", ">wall time s", ">decided / s", ">decided", ">hangs",
+         ">lost decisions", ">wrong outcomes", ">other errors", ">late answers refused", ">KiB per execution"],
+        rows,
+        [(f"Every quorum from 1 to {loads[0].approvers} with every approve/reject mix of the approvers, spread "
+          f"over the executions. {LOAD_WORKERS} client threads each start an execution, poll its history "
+          "(from 20 ms, backing off to 100 ms) until its requests are out, answer them from threads released "
+          "together, and go on to the next one. One warm-up execution runs before the clock. Wall time runs from the first start to the last "
+          "stopDate; decided / s = correctly decided executions / wall time. Every history and tally item is "
+          "checked after that."),
+         ("already in the engine: finished executions of the same state machine made before the clock (input "
+          "refused at validation), so lookups by execution ARN and task token meet a full engine."),
          (f"hang: requests not all sent, or no outcome, within {LOAD_PATIENCE:.0f} s (the deadline is "
           f"{LOAD_TIMEOUT_SECONDS} s, so a lost decision cannot hide as TIMED_OUT). lost decision: an approver "
-          "the output lists, or whose UpdateItem returned (its flow entered Check quorum N), missing from the "
-          "tally item. wrong outcome: not SUCCEEDED with the outcome the answers imply, decidedBy outside the "
-          "deciding list, the deciding list not exactly at its threshold, or an approver listed under a decision "
-          "they did not send. other errors: SendTaskSuccess failing with anything but TaskTimedOut."),
+          "the output lists, or whose UpdateItem returned, missing from the tally item. wrong outcome: not "
+          "SUCCEEDED with the outcome the answers imply, decidedBy not an approver whose decision was counted, "
+          "the deciding list short of its threshold, or an approver listed under a decision they did not send. other errors: "
+          "SendTaskSuccess failing with anything but TaskTimedOut."),
          ("late answers refused: answers that arrived after another one settled the outcome, refused with "
-          "TaskTimedOut as on AWS; not a failure. The bench exits non-zero unless hangs, lost decisions, wrong "
-          "outcomes and other errors are all zero.")])
+          "TaskTimedOut as on AWS; not a failure. KiB per execution: the resident memory the process grew by "
+          "during the load, divided by its executions (the engine keeps every finished execution up to its "
+          "bound). The bench exits non-zero unless hangs, lost decisions, wrong outcomes and other errors are "
+          "all zero.")])
 
 
-def _print_markdown(tables: list[_Table], footer: str) -> None:
+def _print_markdown(tables: list[Table], footer: str) -> None:
     for table in tables:
         print(f"### {table.title}\n")
         print("| " + " | ".join(c.lstrip(">") for c in table.columns) + " |")
@@ -452,19 +553,55 @@ def _print_markdown(tables: list[_Table], footer: str) -> None:
     print(footer)
 
 
-def _print_rich(tables: list[_Table], footer: str) -> None:
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+def _needed_width(table: Table) -> int:
+    """The narrowest the table can be with every cell's words whole (SIMPLE_HEAD: 3 columns of padding)."""
+    widths = [max(len(word) for cell in [column.lstrip(">"), *(row[i] for row in table.rows)]
+                  for word in (cell.split() or [""])) for i, column in enumerate(table.columns)]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _rich_table(table: Table) -> RichTable:
+    rich = RichTable(title=table.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    for column in table.columns:
+        rich.add_column(column.lstrip(">"), justify="right" if column.startswith(">") else "left",
+                        overflow="fold")
+    for row in table.rows:
+        rich.add_row(*row)
+    return rich
+
+
+def _stacked(table: Table) -> list[RichTable]:
+    """One small two-column table per row (label, value): what a table too wide for the screen becomes."""
+    labelled = [i for i, c in enumerate(table.columns) if not c.startswith(">")] or [0]
+    stacked = []
+    for row in table.rows:
+        record = RichTable(title=" · ".join(row[i] for i in labelled if row[i]), title_justify="left",
+                           title_style="bold", box=None, show_header=False, padding=(0, 1, 0, 2))
+        record.add_column(overflow="fold")
+        record.add_column(justify="right", overflow="fold")
+        for i, column in enumerate(table.columns):
+            if i not in labelled and row[i]:
+                record.add_row(column.lstrip(">"), row[i])
+        stacked.append(record)
+    return stacked
+
+
+def render(tables: list[Table], footer: str, *, width: int) -> str:
+    """The tables as text ``width`` columns wide: a table that cannot fit with every number whole is stacked,
+    one block per row."""
+    out = Console(file=io.StringIO(), width=width, highlight=False, color_system=None, soft_wrap=False)
     for table in tables:
-        rich = RichTable(title=table.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
-        for column in table.columns:
-            rich.add_column(column.lstrip(">"), justify="right" if column.startswith(">") else "left")
-        for row in table.rows:
-            rich.add_row(*row)
-        out.print(rich)
+        if _needed_width(table) <= width:
+            out.print(_rich_table(table))
+        else:
+            out.print(table.title, style="bold")
+            for record in _stacked(table):
+                out.print(record)
         for note in table.notes:
             out.print(f"  • {note}", style="dim")
         out.print()
     out.print(footer)
+    return out.file.getvalue()  # type: ignore[attr-defined]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,29 +609,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m earlyexit.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="executions per scenario (default 30)")
     parser.add_argument("--load", type=int, default=1000, help="quorum executions in the load variant (0 skips it)")
+    parser.add_argument("--prefill", type=int, default=5000,
+                        help="finished executions in the engine before the second load (default 5000; 0 skips it)")
     parser.add_argument("--markdown", action="store_true", help="print GitHub-flavoured markdown tables")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.load < 0:
-        parser.error("--runs must be at least 1 and --load at least 0")
+    if args.runs < 1 or args.load < 0 or args.prefill < 0:
+        parser.error("--runs must be at least 1, --load and --prefill at least 0")
     began = time.monotonic()
     with embedded_cloud() as cloud:
         sfn = cloud.client("stepfunctions")
         machines = {p: cloud.deploy(p, stack_name=f"earlyexit-bench-{p}").outputs["StateMachineArn"] for p in PATTERNS}
-        measurements = []
+        measurements, scale = [], []
         for scenario in SCENARIOS:
             print(f"bench: {scenario.pattern} {scenario.title}, {args.runs} runs", file=sys.stderr)
             measurements.append(measure(sfn, machines[scenario.pattern], scenario, args.runs,
-                                        1 if scenario.decides else TIMEOUT_CONCURRENCY))
+                                        concurrency=1 if scenario.decides else TIMEOUT_CONCURRENCY))
+        for count in SCALE_APPROVERS:
+            print(f"bench: quorum of {count} approvers, {SCALE_RUNS} runs", file=sys.stderr)
+            scale.append(measure(sfn, machines["quorum"], _majority(count), SCALE_RUNS))
+        loads = []
         if args.load:
             print(f"bench: load, {args.load} quorum executions", file=sys.stderr)
-        load = run_load(cloud, args.load) if args.load else None
-    tables = [_scenario_table(measurements, args.runs), _polling_table(measurements)]
-    if load is not None:
-        tables.append(_load_table(load))
-    footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s "
-              f"(python -m earlyexit.bench --runs {args.runs} --load {args.load}).")
-    (_print_markdown if args.markdown else _print_rich)(tables, footer)
-    return 1 if load is not None and load.failures else 0
+            loads.append(run_load(cloud, args.load))
+            if args.prefill:
+                print(f"bench: load, {args.load} quorum executions after {args.prefill} others", file=sys.stderr)
+                loads.append(run_load(cloud, args.load, already_in_engine=args.prefill))
+    tables = [_scenario_table(measurements, args.runs), _scale_table(scale), _polling_table(measurements)]
+    if loads:
+        tables.append(_load_table(loads))
+    footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s on {os.cpu_count()} cores "
+              f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill}).")
+    if args.markdown:
+        _print_markdown(tables, footer)
+    else:
+        width = Console().width if sys.stdout.isatty() else 200
+        print(render(tables, footer, width=width), end="")
+    return 1 if any(load.failures for load in loads) else 0
 
 
 if __name__ == "__main__":

@@ -223,8 +223,8 @@ class FaultInjector:
         :class:`earlyexit.errors.WaitTimeout` if they have not within ``timeout`` seconds."""
         what = f"{count} fault(s) to fire" + (f" on state {state!r}" if state else "") + \
                (f" in {execution_arn}" if execution_arn else "")
-        return wait_until(lambda: (found := self.fired(state=state, execution_arn=execution_arn))[:count]
-                          if len(found) >= count else None, timeout=timeout, what=what)
+        return wait_until(lambda: found[:count] if len(found := self.fired(state=state, execution_arn=execution_arn))
+                          >= count else None, timeout=timeout, what=what)
 
     def match(self, call: _Call, mocked: Fault | None) -> FiredFault | None:
         """Record and return the fault for ``call``: ``mocked`` (from the mock config) or the first rule's."""

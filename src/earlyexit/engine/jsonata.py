@@ -32,6 +32,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.common.string import string_expression
+from moto.stepfunctions.parser.asl.eval import states as states_module
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
@@ -40,7 +41,7 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["JSONataUndefined", "evaluate_jsonata", "jsonata_evaluator"]
+__all__ = ["JSONataUndefined", "evaluate_jsonata", "json_copy", "jsonata_evaluator", "states_copied_as_json"]
 
 
 class JSONataUndefined(Exception):  # noqa: N818 - a result, not a fault
@@ -94,12 +95,12 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"unsupported JSONata result type {type(value).__name__}")
 
 
-def _copy(value: Any) -> Any:
-    """A copy of JSON data (expressions must not change the workflow's values)."""
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts and lists copied, everything else shared: it is immutable)."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: json_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [json_copy(v) for v in value]
     return value
 
 
@@ -120,12 +121,12 @@ def _bindings(env: Environment, expression: str, with_states: bool) -> dict[str,
     references = {ref[1:].split(".", 1)[0] for ref in moto_jsonata.extract_jsonata_variable_references(expression)}
     store = env.variable_store
     scopes = (store._inner_scope, store._outer_scope)  # noqa: SLF001 - the workflow variables
-    bindings = {name: _copy(scope[name]) for name in references for scope in scopes[::-1] if name in scope}
+    bindings = {name: json_copy(scope[name]) for name in references for scope in scopes[::-1] if name in scope}
     if with_states and "states" in references:
         data = env.states._states_data  # noqa: SLF001 - the interpreter keeps $states here
         wanted = {key: data.get(key) for key in _STATES_KEYS if key in data}
         # The context holds datetimes: AWS exposes them as ISO-8601 strings.
-        states = {key: _copy(value) for key, value in wanted.items() if key != "context"}
+        states = {key: json_copy(value) for key, value in wanted.items() if key != "context"}
         if "context" in wanted:
             states["context"] = json.loads(to_json_str(wanted["context"]))
         bindings["states"] = states
@@ -169,3 +170,19 @@ def jsonata_evaluator(p: Patcher) -> None:
     p.replace(string_expression.StringJSONata, "_eval_body", jsonata_eval_body)
     p.replace(string_expression.StringVariableSample, "_eval_body", variable_eval_body)
     p.replace(moto_jsonata, "_eval_jsonata", eval_text)
+
+
+class _JSONCopy:
+    """``copy`` as moto's $states store sees it: its deep copies are copies of JSON data."""
+
+    deepcopy = staticmethod(json_copy)
+
+
+def states_copied_as_json(p: Patcher) -> None:
+    """$states (input, result, errorOutput, context) is JSON data; moto deep-copied it with ``copy.deepcopy``
+    on every read and write, a large share of the interpreter's time. Copies stay copies (no state sees
+    another's changes). Performance only.
+
+    https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html
+    """
+    p.replace(states_module, "copy", _JSONCopy)

@@ -22,6 +22,10 @@ from moto.stepfunctions.parser.api import (
     ExecutionStatus,
     HistoryEventType,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
+    InlineIterationComponent,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryContext
@@ -41,8 +45,8 @@ if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
     from earlyexit.engine.runtime import EngineEnvironment, EngineExecution
 
-__all__ = ["branch_errors_keep_their_name", "end_flow", "fail_on_engine_fault", "settle", "stop_execution",
-           "stop_execution_aborts_at_once", "stop_flow"]
+__all__ = ["branch_errors_keep_their_name", "end_flow", "fail_on_engine_fault", "failed_iteration_stops_the_others",
+           "settle", "stop_execution", "stop_execution_aborts_at_once", "stop_flow"]
 
 
 
@@ -166,9 +170,35 @@ def stop_execution_aborts_at_once(p: Patcher) -> None:
 
 
 def branch_errors_keep_their_name(p: Patcher) -> None:
-    """A branch that fails with a ``States.*`` error (States.Timeout, States.QueryEvaluationError, ...) fails
-    the Parallel with that error, so a Catch for it catches it; moto reported States.Runtime instead.
+    """A Parallel branch or a Map iteration that fails with a ``States.*`` error (States.Timeout,
+    States.QueryEvaluationError, ...) fails its state with that error, so a Catch for it catches it; moto
+    reported States.Runtime for a branch and crashed the iteration's worker (ValueError) for a Map.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html
     """
     p.replace(branches_decl, "CustomErrorName", reported_error_name)
+    p.replace(iteration_worker, "CustomErrorName", reported_error_name)
+
+
+def failed_iteration_stops_the_others(p: Patcher) -> None:
+    """When a Map iteration fails, the Map state fails and its other iterations stop at once: they record
+    nothing more and their task tokens are refused (TaskTimedOut). moto only marked them ended, so an
+    iteration waiting for a callback kept its token live and, when the execution ended, recorded a
+    States.Timeout failure after the fact.
+
+    https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html
+    """
+    original = p.original(InlineIterationComponent, "_eval_body")
+
+    def eval_body(self: InlineIterationComponent, env: EngineEnvironment) -> None:
+        try:
+            original(self, env)
+        except Exception:
+            stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
+            with env._state_mutex:
+                iterations = list(env._frames)
+            for frame in iterations:
+                frame.set_stop(stop_date=stop_date, cause=None, error=None)
+            raise
+
+    p.replace(InlineIterationComponent, "_eval_body", eval_body)
