@@ -62,7 +62,7 @@ def test_no_file_refers_to_a_file_outside_the_repository(path: Path) -> None:
     found = MACHINE_PATH.findall(text)
     found += [m for m in CLIMBING_PATH.findall(text) if _outside(path, m) or not (path.parent / m).exists()]
     found += [m for m in FOREIGN_FOLDER.findall(text) if not (ROOT / m.split("/")[0]).is_dir()]
-    assert found == []
+    assert not found, f"{_relative(path)} refers outside the repository: {', '.join(found)}"
 
 
 @pytest.mark.parametrize("path", MARKDOWN, ids=_relative)
@@ -70,7 +70,7 @@ def test_every_relative_link_of_a_document_leads_to_a_file_of_the_repository(pat
     targets = [t.split("#")[0] for t in MARKDOWN_LINK.findall(path.read_text())
                if not re.match(r"[a-z]+:|#", t)]
     broken = [t for t in targets if _outside(path, t) or not (path.parent / t).exists()]
-    assert broken == []
+    assert not broken, f"{_relative(path)} links to no file of the repository: {', '.join(broken)}"
 
 
 # -- README ---------------------------------------------------------------------------------------
