@@ -82,8 +82,8 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
          timeout_seconds: int = 60, simultaneous: bool = False, **execution_input: Any) -> Execution:
     """Start an approval, send ``answers`` (in order, each once the previous one is counted, or all at the
     same instant), and return the ended execution."""
-    arn = start_approval(sfn, state_machine_arn, list(approvers), execution_input.pop("request", None),
-                         execution_input.pop("quorum", None), timeout_seconds)
+    arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
+                         quorum=execution_input.pop("quorum", None), timeout_seconds=timeout_seconds)
     requested = requests_sent(sfn, arn, len(approvers))
     tokens = {r.approver: r.task_token for r in requested.requests}
     if simultaneous:

@@ -70,7 +70,7 @@ def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum
     arn = stack.outputs["StateMachineArn"]
     rule = expected(approvers, answers, quorum)
     deadline = UNSETTLED_DEADLINE if rule.settled_after is None else 3600
-    execution_arn = start_approval(sfn, arn, list(approvers), REQUEST, quorum, deadline)
+    execution_arn = start_approval(sfn, arn, list(approvers), request=REQUEST, quorum=quorum, timeout_seconds=deadline)
     tokens = {r.approver: r.task_token for r in requests_sent(sfn, execution_arn, len(approvers)).requests}
     problems = []
     for index, (approver, kind) in enumerate(answers):
