@@ -1,8 +1,9 @@
 """The embedded engine behaves as AWS Step Functions does on the points the patterns rely on.
 
-Each test shows one AWS behaviour that moto 5.2.5's interpreter gets wrong without the fix
-in ``earlyexit.engine`` (see ../shared/notes/moto-sfn-fidelity.md). They use small state
-machines of their own, so a moto upgrade that changes these internals fails here first.
+Each test shows one AWS behaviour that moto 5.2.5's interpreter gets wrong without a fix in
+``earlyexit.engine`` (each fix's docstring links the AWS documentation of the behaviour).
+They use small state machines of their own, so a moto upgrade that changes these internals
+fails here first. The helpers and fixtures here serve the other ``test_engine_*`` files too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +22,9 @@ from botocore.exceptions import ClientError
 
 from earlyexit import engine
 from earlyexit.engine import evaluate_jsonata
+from earlyexit.history import history_events
 from earlyexit.local import Cloud
+from earlyexit.polling import wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -41,37 +44,51 @@ def role_arn(cloud: Cloud) -> str:
                                            AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
+Machine = Callable[..., str]
+
+
 @pytest.fixture
-def machine(sfn: Any, role_arn: str):
-    def create(states: dict[str, Any], start_at: str) -> str:
-        definition = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states}
+def machine(sfn: Any, role_arn: str) -> Machine:
+    """Create a JSONata state machine of ``states`` starting at ``start_at``; returns its ARN."""
+    def create(states: dict[str, Any], start_at: str, **definition: Any) -> str:
+        body = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states, **definition}
         return sfn.create_state_machine(name=f"engine-test-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
-                                        definition=json.dumps(definition))["stateMachineArn"]
+                                        definition=json.dumps(body))["stateMachineArn"]
     return create
 
 
-def finished(sfn: Any, execution_arn: str, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+def finished(sfn: Any, execution_arn: str, *, timeout: float = 15) -> dict[str, Any]:
+    """DescribeExecution once the execution has ended (WaitTimeout after ``timeout`` seconds)."""
+    def ended() -> dict[str, Any] | None:
         described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING" or time.monotonic() > deadline:
-            return described
-        time.sleep(0.01)
+        return described if described["status"] != "RUNNING" else None
+
+    return wait_until(ended, timeout=timeout, what=f"the end of {execution_arn}")
 
 
 def events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return history_events(sfn, execution_arn)
 
 
-def task_tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 10) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_for_event(sfn: Any, execution_arn: str, event_type: str, *, timeout: float = 10) -> list[dict[str, Any]]:
+    """The history once it holds an event of ``event_type``."""
+    def history() -> list[dict[str, Any]] | None:
+        found = events(sfn, execution_arn)
+        return found if any(e["type"] == event_type for e in found) else None
+
+    return wait_until(history, timeout=timeout, what=f"a {event_type} event in {execution_arn}")
+
+
+def task_tokens(sfn: Any, execution_arn: str, count: int, *, timeout: float = 10) -> list[str]:
+    """The task tokens of the first ``count`` asks (ASK tasks) scheduled, in order."""
+    def tokens() -> list[str] | None:
         details = [json.loads(e["taskScheduledEventDetails"]["parameters"])["Entries"][0]["Detail"]
-                   for e in events(sfn, execution_arn) if e["type"] == "TaskScheduled"]
-        tokens = [(json.loads(d) if isinstance(d, str) else d)["token"] for d in details]
-        if len(tokens) >= count or time.monotonic() > deadline:
-            return tokens
-        time.sleep(0.01)
+                   for e in events(sfn, execution_arn) if e["type"] == "TaskScheduled"
+                   and e["taskScheduledEventDetails"]["resource"] == "putEvents.waitForTaskToken"]
+        found = [(json.loads(d) if isinstance(d, str) else d)["token"] for d in details]
+        return found if len(found) >= count else None
+
+    return wait_until(tokens, timeout=timeout, what=f"{count} task tokens of {execution_arn}")
 
 
 def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
@@ -219,13 +236,17 @@ def test_succeeded_status_is_never_reported_without_its_output(sfn: Any, machine
                   for n in range(40)]
     seen_without_output = []
     pending = set(executions)
-    while pending:
+
+    def all_seen_succeeded() -> bool:
         for execution in list(pending):
             described = sfn.describe_execution(executionArn=execution)
             if described["status"] == "SUCCEEDED":
                 if "output" not in described:
                     seen_without_output.append(execution)
                 pending.discard(execution)
+        return not pending
+
+    wait_until(all_seen_succeeded, timeout=30, what="40 executions to succeed", first_pause=0, max_pause=0)
     assert seen_without_output == []
 
 
@@ -236,9 +257,7 @@ def test_token_of_a_flow_stopped_by_the_early_exit_is_refused_while_the_executio
         sfn: Any, waiting_then_cancelled: str) -> None:
     execution = sfn.start_execution(stateMachineArn=waiting_then_cancelled)["executionArn"]
     [token] = task_tokens(sfn, execution, 1)
-    deadline = time.monotonic() + 5
-    while not any(e["type"] == "ParallelStateExited" for e in events(sfn, execution)) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_event(sfn, execution, "ParallelStateExited")
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output="{}")
@@ -257,15 +276,13 @@ def test_flows_stopped_by_the_early_exit_release_their_waiting_threads(sfn: Any,
             "Catch": [{"ErrorEquals": ["Done"], "Next": "Done"}], "End": True},
         "Done": {"Type": "Succeed"},
     }, "Race")
-    time.sleep(0.2)
     baseline = threading.active_count()
     executions = [sfn.start_execution(stateMachineArn=arn)["executionArn"] for _ in range(10)]
     for execution in executions:
         assert finished(sfn, execution)["status"] == "SUCCEEDED"
-    deadline = time.monotonic() + 5
-    while threading.active_count() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert threading.active_count() <= baseline
+    # Each execution leaves a callback waiting when its Parallel ends: those threads must go.
+    wait_until(lambda: threading.active_count() <= baseline, timeout=10,
+               what=f"the thread count back at {baseline} (now {threading.active_count()})")
 
 
 def test_late_token_after_the_execution_ended_is_refused_with_task_timed_out(
@@ -342,10 +359,8 @@ def test_stop_execution_aborts_a_callback_wait_at_once_with_error_and_cause(sfn:
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output="{}")
     assert error_code(error) == "TaskTimedOut"
-    deadline = time.monotonic() + 5
-    while events(sfn, execution)[-1]["type"] != "ExecutionAborted" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert events(sfn, execution)[-1]["type"] == "ExecutionAborted"
+    wait_until(lambda: events(sfn, execution)[-1]["type"] == "ExecutionAborted", timeout=5,
+               what="ExecutionAborted as the last event")
 
 
 # -- DynamoDB ---------------------------------------------------------------------------------
@@ -406,3 +421,107 @@ def test_wait_time_scale_shortens_wait_states_and_retry_intervals(sfn: Any, mach
     assert described["status"] == "SUCCEEDED"
     retries = [e for e in events(sfn, execution) if e["type"] == "TaskFailed"]
     assert len(retries) == 3, "the first attempt and two retries"
+
+
+# -- Map ------------------------------------------------------------------------------------
+
+
+def test_failed_map_iteration_stops_the_others_and_their_tokens_are_refused(sfn: Any, machine: Machine) -> None:
+    # Item 1 fails at once; item 0 waits for a callback. The Map's Catch leads to a 2 s Wait, so the
+    # execution still runs when item 0's token is answered.
+    arn = machine({
+        "Each": {"Type": "Map", "Items": "{% [0, 1] %}",
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Route", "States": {
+                     "Route": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input = 1 %}", "Next": "Fail"}],
+                               "Default": "Wait for callback"},
+                     "Fail": {"Type": "Fail", "Error": "Settled"},
+                     "Wait for callback": {**ASK, "End": True}}},
+                 "Catch": [{"ErrorEquals": ["Settled"], "Next": "Still running"}], "End": True},
+        "Still running": {"Type": "Wait", "Seconds": 2, "End": True},
+    }, "Each")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    wait_for_event(sfn, execution, "MapStateFailed")
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    with pytest.raises(ClientError) as error:
+        sfn.send_task_success(taskToken=token, output="{}")
+    assert error_code(error) == "TaskTimedOut"
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    after = [e["type"] for e in events(sfn, execution)]
+    after = after[after.index("MapStateFailed"):]
+    assert not any(t.startswith("Task") for t in after), after
+
+
+def test_states_error_of_a_map_iteration_fails_the_map_with_that_error(sfn: Any, machine: Machine) -> None:
+    arn = machine({
+        "Each": {"Type": "Map", "Items": "{% [1] %}",
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Broken", "States": {
+                     "Broken": {"Type": "Pass", "Output": "{% $states.input.nope %}", "End": True}}},
+                 "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Caught"}], "End": True},
+        "Caught": {"Type": "Succeed"},
+    }, "Each")
+    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+
+
+def test_timed_out_execution_reports_its_stop_date(sfn: Any, machine: Machine) -> None:
+    arn = machine({"Long": {"Type": "Wait", "Seconds": 60, "End": True}}, "Long", TimeoutSeconds=1)
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    described = finished(sfn, execution)
+    assert described["status"] == "TIMED_OUT"
+    assert described["stopDate"] >= described["startDate"]
+    assert events(sfn, execution)[-1]["type"] == "ExecutionTimedOut"
+
+
+# -- what the API refuses ---------------------------------------------------------------------
+
+
+def test_an_answer_over_262144_characters_is_refused_and_the_task_keeps_waiting(sfn: Any, machine: Machine) -> None:
+    arn = machine({"Ask": {**ASK, "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    with pytest.raises(ClientError) as refused:
+        sfn.send_task_success(taskToken=token, output=json.dumps({"note": "x" * 300_000}))  # a 300 KB answer
+    assert error_code(refused) == "ValidationException"
+    assert refused.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value at 'output' failed to satisfy constraint: Member must have length "
+        "less than or equal to 262144")
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    sfn.send_task_success(taskToken=token, output=json.dumps({"note": "short"}))
+    assert json.loads(finished(sfn, execution)["output"]) == {"note": "short"}
+
+
+@pytest.mark.parametrize(("error", "cause", "message"), [
+    ("E" * 257, None, "1 validation error detected: Value at 'error' failed to satisfy constraint: Member must "
+                      "have length less than or equal to 256"),
+    (None, "c" * 32_769, "1 validation error detected: Value at 'cause' failed to satisfy constraint: Member must "
+                         "have length less than or equal to 32768"),
+    ("E" * 257, "c" * 32_769, "2 validation errors detected: Value at 'error' failed to satisfy constraint: Member "
+                              "must have length less than or equal to 256; Value at 'cause' failed to satisfy "
+                              "constraint: Member must have length less than or equal to 32768"),
+], ids=["error", "cause", "both"])
+def test_a_failure_with_too_long_an_error_or_cause_is_refused_and_the_task_keeps_waiting(
+        sfn: Any, machine: Machine, error: str | None, cause: str | None, message: str) -> None:
+    arn = machine({"Ask": {**ASK, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}], "End": True},
+                   "Failed": {"Type": "Pass", "Output": "{% $states.input %}", "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    with pytest.raises(ClientError) as refused:
+        sfn.send_task_failure(taskToken=token, **{k: v for k, v in (("error", error), ("cause", cause)) if v})
+    assert (error_code(refused), refused.value.response["Error"]["Message"]) == ("ValidationException", message)
+    sfn.send_task_failure(taskToken=token, error="Declined", cause="c" * 32_768)
+    assert json.loads(finished(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "c" * 32_768}
+
+
+def test_an_answer_that_is_not_json_is_refused_with_invalid_output(sfn: Any, machine: Machine) -> None:
+    arn = machine({"Ask": {**ASK, "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    with pytest.raises(ClientError) as refused:
+        sfn.send_task_success(taskToken=token, output="{not json")
+    assert error_code(refused) == "InvalidOutput"
+    sfn.send_task_success(taskToken=token, output="{}")
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"

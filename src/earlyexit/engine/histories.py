@@ -27,13 +27,13 @@ from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import botocore.session
 from botocore import xform_name
 from botocore.model import Shape
 from botocore.utils import parse_to_aware_datetime
 from moto import settings
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import JSONSerializer
+from moto.core.utils import get_service_model
 from moto.stepfunctions.exceptions import InvalidToken, ValidationException
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
@@ -166,17 +166,20 @@ def _compile(shape: Shape, compiled: dict[str, Encode]) -> Encode:
 
 
 @cache
+def _output_shape(operation: str) -> Shape:
+    # The model moto's serializer reads (moto's own loading of botocore's Step Functions model).
+    return get_service_model("stepfunctions").operation_model(operation).output_shape
+
+
+@cache
 def encoder(operation: str) -> Encode:
     """The body encoder of a Step Functions operation's output (moto's JSON serializer, compiled)."""
-    shape = botocore.session.get_session().get_service_model("stepfunctions").operation_model(operation).output_shape
-    return _compile(shape, {})
+    return _compile(_output_shape(operation), {})
 
 
 @cache
 def _event_encoder() -> Encode:
-    shape = botocore.session.get_session().get_service_model("stepfunctions").operation_model(
-        "GetExecutionHistory").output_shape.members["events"].member
-    return _compile(shape, {})
+    return _compile(_output_shape("GetExecutionHistory").members["events"].member, {})
 
 
 # -- the history ---------------------------------------------------------------------------

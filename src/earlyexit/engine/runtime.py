@@ -27,6 +27,7 @@ import datetime
 import json
 import logging
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -156,6 +157,12 @@ class EngineWorker(ExecutionWorker):
     def __init__(self, *, execution: EngineExecution, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.execution = execution
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._execution_logic, name=f"execution {self.execution.name}",
+                                       daemon=True)
+        self.thread.start()
 
     def _get_evaluation_entrypoint(self) -> Any:
         # The parsed program keeps no per-execution state (that lives in the environment): parse once.
@@ -320,14 +327,21 @@ class EngineBackend(StepFunctionsParserBackend):
         execution.home.executions.remove(execution)
 
 
-def stop_running_executions() -> None:
-    """Abort every execution still running (the engine is being uninstalled): their threads end."""
+def stop_running_executions(*, timeout: float = 10.0) -> None:
+    """Abort every execution still running (the engine is being uninstalled) and wait for their threads to end;
+    one that has not ended after ``timeout`` seconds is logged."""
     with _running_lock:
         running = list(_running)
     for execution in running:
-        if execution.exec_status == ExecutionStatus.RUNNING:
-            stop.stop_execution(execution, error="EngineUninstalled",
-                                cause="the embedded engine was uninstalled while this execution ran")
+        stop.stop_execution(execution, error="EngineUninstalled",
+                            cause="the embedded engine was uninstalled while this execution ran")
+    deadline = time.monotonic() + timeout
+    for execution in running:
+        thread = execution.exec_worker.thread if execution.exec_worker is not None else None
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                LOG.error("execution %s still runs after the engine was uninstalled", execution.exec_arn)
 
 
 # --------------------------------------------------------------------------------------

@@ -140,15 +140,15 @@ def deliver(backend: EngineBackend, task_token: str, outcome: CallbackOutcome | 
 
 
 def tokens_end_with_their_task_attempt(p: Patcher) -> None:
-    """A token is live only while its task attempt waits for it: once the attempt ends (answered, failed
-    after its request went out, timed out, stopped by the early exit or StopExecution) any answer gets
-    TaskTimedOut, and a stopped flow's waiting thread is released at once. Each Retry attempt of a
-    ``.waitForTaskToken`` task gets a new token.
+    """Each attempt of a ``.waitForTaskToken`` task (the first and every Retry) gets a new token, live only
+    while that attempt waits for it: once the attempt ends (answered, failed after its request went out,
+    timed out, stopped by the early exit or StopExecution) any answer gets TaskTimedOut, and a stopped
+    flow's waiting thread is released at once. moto drew one token per state, shared by its retries.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token
     """
     original_wait = p.original(StateTaskServiceCallback, "_eval_wait_for_task_token")
-    p.original(StateTaskServiceCallback, "_eval_body")
+    original_execution = p.original(StateTaskServiceCallback, "_eval_execution")
 
     def eval_wait_for_task_token(self: StateTaskServiceCallback, env: EngineEnvironment, timeout_seconds: int,
                                  callback_endpoint: CallbackEndpoint, heartbeat_endpoint: Any) -> CallbackOutcome:
@@ -163,23 +163,32 @@ def tokens_end_with_their_task_attempt(p: Patcher) -> None:
             with LOCK:
                 env.owned_endpoints.discard(callback_endpoint)
 
+    def waits_for_token(task: StateTaskServiceCallback) -> bool:
+        return task._is_integration_pattern() and ResourceCondition.WaitForTaskToken in \
+            task._supported_integration_patterns
+
     def eval_body(self: StateTaskServiceCallback, env: EngineEnvironment) -> None:
-        # moto's _eval_body, plus: the attempt's token is closed when the attempt ends, however it ends.
-        token = None
-        if self._is_integration_pattern() and ResourceCondition.WaitForTaskToken in \
-                self._supported_integration_patterns:
+        # moto's, without its one token for the whole state: each attempt draws its own (below).
+        if waits_for_token(self):
             self._assert_integration_pattern_is_supported()
-            token = env.states.context_object.update_task_token()
-            env.callback_pool_manager.add(token)
-        try:
-            StateTaskService._eval_body(self, env)
-        finally:
-            if token is not None:
-                close(env.callback_pool_manager.get(token))
+        StateTaskService._eval_body(self, env)
         env.states.context_object.context_object_data.pop("Task", None)
+
+    def eval_execution(self: StateTaskServiceCallback, env: EngineEnvironment) -> None:
+        # One attempt, in its own frame: its token, closed when the attempt ends, however it ends.
+        if not waits_for_token(self):
+            original_execution(self, env)
+            return
+        token = env.states.context_object.update_task_token()
+        env.callback_pool_manager.add(token)
+        try:
+            original_execution(self, env)
+        finally:
+            close(env.callback_pool_manager.get(token))
 
     p.replace(StateTaskServiceCallback, "_eval_wait_for_task_token", eval_wait_for_task_token)
     p.replace(StateTaskServiceCallback, "_eval_body", eval_body)
+    p.replace(StateTaskServiceCallback, "_eval_execution", eval_execution)
 
 
 def callback_errors_keep_their_name(p: Patcher) -> None:
