@@ -1,19 +1,29 @@
-"""Smoke test of `make bench`: its figures are read from the executions it ran, and priced by the formula."""
+"""Smoke test of `make bench`: its figures are read from the executions it ran, priced by the formula, and its
+tables fit an 80-column terminal with every number whole."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from earlyexit.bench import SCENARIOS, Usage, measure, polling_transitions
+from earlyexit.bench import SCENARIOS, LoadResult, Measurement, Usage, measure, polling_transitions, render, report
 from earlyexit.history import history_events, state_transitions
 from earlyexit.local import Stack
 
 
-def test_one_scenario_with_two_runs_reports_what_the_histories_show(sfn: Any, quorum: Stack) -> None:
-    scenario = next(s for s in SCENARIOS if (s.pattern, s.title) == ("quorum", "2 of 3 approve"))
-    measurement = measure(sfn, quorum.outputs["StateMachineArn"], scenario, runs=2)
+@pytest.fixture(scope="module")
+def measured(sfn: Any, either_or: Stack, quorum: Stack) -> list[Measurement]:
+    """Two runs of either-or "approve" and of quorum "2 of 3 approve" (the polling table needs both)."""
+    stacks = {"either-or": either_or, "quorum": quorum}
+    wanted = [("either-or", "approve"), ("quorum", "2 of 3 approve")]
+    scenarios = [next(s for s in SCENARIOS if (s.pattern, s.title) == w) for w in wanted]
+    return [measure(sfn, stacks[s.pattern].outputs["StateMachineArn"], s, 2) for s in scenarios]
+
+
+def test_one_scenario_with_two_runs_reports_what_the_histories_show(sfn: Any, measured: list[Measurement]) -> None:
+    measurement = measured[1]
     assert len(measurement.runs) == 2
     for run in measurement.runs:
         events = history_events(sfn, run.execution.arn)
@@ -34,5 +44,18 @@ def test_one_scenario_with_two_runs_reports_what_the_histories_show(sfn: Any, qu
 
 def test_polling_adds_three_transitions_per_five_seconds_per_approver_flow() -> None:
     measured = Usage(transitions=13, put_events=3, write_units=2, read_units=0)
-    assert polling_transitions(measured, approver_flows=1, wait_seconds=3_600) - 13 == 2_160  # notes/anchors.md
+    assert polling_transitions(measured, approver_flows=1, wait_seconds=3_600) - 13 == 2_160
     assert polling_transitions(measured, approver_flows=3, wait_seconds=60) == 13 + 3 * 3 * 12
+
+
+def test_every_table_renders_at_80_columns_with_every_number_whole(measured: list[Measurement]) -> None:
+    load = LoadResult(executions=1_000, approvers=3, already_in_engine=5_000, seconds=123.4, decided=1_000, hangs=0,
+                      lost_decisions=0, wrong_outcomes=0, refused_answers=1_234, errors=0,
+                      memory_per_execution=123_456.0)
+    tables = report(measured, measured, [load, load], runs=2)
+    text = render(tables, "footer", width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    numbers = {n for t in tables for row in t.rows for cell in row for n in re.findall(r"\$?\d[\d,.]*", cell)}
+    assert numbers, "the tables hold numbers"
+    whole = set(re.findall(r"\$?\d[\d,.]*", text))
+    assert numbers <= whole, sorted(numbers - whole)

@@ -9,6 +9,7 @@ fails here first. The helpers and fixtures here serve the other ``test_engine_*`
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -450,6 +451,31 @@ def test_failed_map_iteration_stops_the_others_and_their_tokens_are_refused(sfn:
     after = [e["type"] for e in events(sfn, execution)]
     after = after[after.index("MapStateFailed"):]
     assert not any(t.startswith("Task") for t in after), after
+
+
+def test_a_map_stopped_by_its_parallel_stops_quietly(sfn: Any, machine: Machine,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    arn = machine({
+        "Race": {"Type": "Parallel", "Branches": [
+            {"StartAt": "Each", "States": {"Each": {
+                "Type": "Map", "Items": "{% [0, 1] %}", "End": True, "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Wait for callback",
+                    "States": {"Wait for callback": {**ASK, "End": True}}}}}},
+            {"StartAt": "Let them ask", "States": {
+                "Let them ask": {"Type": "Wait", "Seconds": 1, "Next": "Finish first"},
+                "Finish first": {"Type": "Fail", "Error": "Done"}}}],
+            "Catch": [{"ErrorEquals": ["Done"], "Next": "Caught"}], "End": True},
+        "Caught": {"Type": "Succeed"},
+    }, "Race")
+    with caplog.at_level(logging.ERROR):
+        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        tokens = task_tokens(sfn, execution, 2)
+        assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    for token in tokens:
+        with pytest.raises(ClientError) as error:
+            sfn.send_task_success(taskToken=token, output="{}")
+        assert error_code(error) == "TaskTimedOut"
 
 
 def test_states_error_of_a_map_iteration_fails_the_map_with_that_error(sfn: Any, machine: Machine) -> None:

@@ -42,7 +42,7 @@ from earlyexit.local import PATTERNS, Cloud, embedded_cloud
 from earlyexit.polling import wait_until
 
 __all__ = ["LOAD_WORKERS", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "Scenario", "Table",
-           "Usage", "approvers", "main", "measure", "polling_transitions", "render", "run_load"]
+           "Usage", "approvers", "main", "measure", "polling_transitions", "render", "report", "run_load"]
 
 # us-east-1 list prices, in dollars per request.
 PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard: $0.025 per 1,000 state transitions
@@ -539,6 +539,13 @@ def _load_table(loads: list[LoadResult]) -> Table:
           "all zero.")])
 
 
+def report(measurements: list[Measurement], scale: list[Measurement], loads: list[LoadResult], *,
+           runs: int) -> list[Table]:
+    """The bench's tables: the scenarios, quorum by number of approvers, polling against callbacks, the loads."""
+    tables = [_scenario_table(measurements, runs), _scale_table(scale), _polling_table(measurements)]
+    return tables + [_load_table(loads)] if loads else tables
+
+
 def _print_markdown(tables: list[Table], footer: str) -> None:
     for table in tables:
         print(f"### {table.title}\n")
@@ -634,9 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.prefill:
                 print(f"bench: load, {args.load} quorum executions after {args.prefill} others", file=sys.stderr)
                 loads.append(run_load(cloud, args.load, already_in_engine=args.prefill))
-    tables = [_scenario_table(measurements, args.runs), _scale_table(scale), _polling_table(measurements)]
-    if loads:
-        tables.append(_load_table(loads))
+    tables = report(measurements, scale, loads, runs=args.runs)
     footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s on {os.cpu_count()} cores "
               f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill}).")
     if args.markdown:

@@ -22,6 +22,10 @@ from moto.stepfunctions.parser.api import (
     ExecutionStatus,
     HistoryEventType,
 )
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
     InlineIterationComponent,
@@ -184,21 +188,36 @@ def failed_iteration_stops_the_others(p: Patcher) -> None:
     """When a Map iteration fails, the Map state fails and its other iterations stop at once: they record
     nothing more and their task tokens are refused (TaskTimedOut). moto only marked them ended, so an
     iteration waiting for a callback kept its token live and, when the execution ended, recorded a
-    States.Timeout failure after the fact.
+    States.Timeout failure after the fact. A Map stopped from outside (its Parallel ended early,
+    StopExecution) stops quietly; moto crashed (AttributeError, logged as an engine error) building the
+    error output of its aborted iterations.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html
     """
     original = p.original(InlineIterationComponent, "_eval_body")
 
+    def stop_iterations(env: EngineEnvironment) -> None:
+        stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
+        with env._state_mutex:
+            iterations = list(env._frames)
+        for frame in iterations:
+            frame.set_stop(stop_date=stop_date, cause=None, error=None)
+
     def eval_body(self: InlineIterationComponent, env: EngineEnvironment) -> None:
         try:
             original(self, env)
+        except FailureEventException as failure:
+            stop_iterations(env)
+            event = failure.failure_event
+            if event.event_type == HistoryEventType.MapIterationAborted and \
+                    not all(isinstance(d, dict) for d in (event.event_details or {}).values()):
+                # moto's details for an aborted iteration are its stop's error string (or None).
+                raise FailureEventException(FailureEvent(
+                    env=env, error_name=event.error_name, event_type=event.event_type,
+                    event_details=EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails()))) from failure
+            raise
         except Exception:
-            stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
-            with env._state_mutex:
-                iterations = list(env._frames)
-            for frame in iterations:
-                frame.set_stop(stop_date=stop_date, cause=None, error=None)
+            stop_iterations(env)
             raise
 
     p.replace(InlineIterationComponent, "_eval_body", eval_body)

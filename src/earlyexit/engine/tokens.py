@@ -180,11 +180,17 @@ def tokens_end_with_their_task_attempt(p: Patcher) -> None:
             original_execution(self, env)
             return
         token = env.states.context_object.update_task_token()
-        env.callback_pool_manager.add(token)
+        endpoint = env.callback_pool_manager.add(token)
+        with LOCK:  # from now on, stopping this flow closes the token, even before the request is sent
+            env.owned_endpoints.add(endpoint)
+        if not env.is_running():
+            close(endpoint)
         try:
             original_execution(self, env)
         finally:
-            close(env.callback_pool_manager.get(token))
+            close(endpoint)
+            with LOCK:
+                env.owned_endpoints.discard(endpoint)
 
     p.replace(StateTaskServiceCallback, "_eval_wait_for_task_token", eval_wait_for_task_token)
     p.replace(StateTaskServiceCallback, "_eval_body", eval_body)
