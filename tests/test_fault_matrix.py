@@ -4,8 +4,8 @@
   may have applied); Step Functions' Retry repeats it, and while the retry waits another
   approver's decision lands. Every flow settles on the tally its own write returns.
 - A PutEvents call applies (the event went out), then answers with an error; the Retry asks
-  again: a second ApprovalRequested event with the same task token (consumers dedupe by
-  token), answered once. Another approver answers while the retry waits.
+  again with a new task token, and the first token is refused. Another approver answers while
+  the retry waits.
 - A PutEvents or a tally write applied twice within one attempt (an SDK retry after a lost
   response): both ApprovalRequested copies carry the same token; the tally counts once.
 - A write that lands before the deadline but answers after it: the deadline flow reads the
@@ -239,13 +239,13 @@ def test_the_issues_case_two_of_three_with_a_lost_write_is_approved_by_the_inter
     assert play_lost_write(cloud, quorum, 2, ("carol", "alice", "bob"), ("approve", "approve", "approve"), 1) == []
 
 
-# -- a PutEvents call applies, its response is lost: the retry asks again with the same token ---------------
+# -- a PutEvents call applies, its response is lost: the retry asks again with a new token ------------------
 
 
 def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions: dict[str, str]) -> list[str]:
     """X's request goes out but its PutEvents answers with an error; X's retry is held while the next approver
-    (Y) answers; released, X is asked again with the same token and answers once (a second answer on the
-    token is refused); then the others, one by one."""
+    (Y) answers; released, X is asked again with a new token (the first one is refused) and answers once;
+    then the others, one by one."""
     approvers = APPROVERS if k is not None else APPROVERS[:2]
     others = [a for a in approvers[approvers.index(x) + 1:] + approvers[:approvers.index(x)]]
     y, rest = others[0], others[1:]
@@ -263,10 +263,12 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
     try:
         case.start()
         _, retry = case.held(ask, 2)
-        # Both attempts are scheduled, with one token: the copy that went out before the error is answerable.
+        # Both attempts are scheduled, each with its own token; the first went out before the error.
         first = next(r for r in case.asked(len(approvers) + 1).requests if r.approver == x)
-        if case.tokens[x] != first.task_token:
-            problems.append("the retry asked with another token")
+        if case.tokens[x] == first.task_token:
+            problems.append("the retry asked with the first attempt's token")
+        if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
+            problems.append(f"an answer on the first attempt's token got {code}")
         case.answer(y, decisions[y])
         if settled_at == 0:
             case.outcome()
@@ -282,11 +284,11 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
             if (code := case.answer(approver, kind)) is not None:
                 problems.append(f"{approver}'s answer got {code}")
             if approver == x and (code := case.answer(x, kind)) != "TaskTimedOut":
-                problems.append(f"a second answer on {x}'s token (the other copy) got {code}")
+                problems.append(f"a second answer on {x}'s token got {code}")
             case.recorded(approver)
         execution = case.outcome()
         if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
-            problems.append(f"after the end, an answer on {x}'s token got {code}")
+            problems.append(f"after the end, an answer on the first attempt's token got {code}")
         answered = order if settled_at is None else order[:settled_at + 1]
         final = list(tallies(answered))[-1]
         wanted = {"outcome": outcome, "decidedBy": decided_by, "approvals": listed(approvers, final[0]),
@@ -308,7 +310,7 @@ LOST_EVENT_CASES = [(None, x, dict(zip(APPROVERS[:2], d))) for x in APPROVERS[:2
 
 @pytest.mark.usefixtures("scaled_waits")
 @pytest.mark.parametrize("pattern", ["either-or", "quorum"])
-def test_a_lost_put_events_response_asks_again_with_the_same_token_and_the_outcome_follows_the_rule(
+def test_a_lost_put_events_response_asks_again_with_a_new_token_and_the_outcome_follows_the_rule(
         request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> None:
     stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
     cases = [c for c in LOST_EVENT_CASES if (c[0] is None) == (pattern == "either-or")]
