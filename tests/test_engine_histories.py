@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.responses import ActionContext, ActionResult
-from moto.core.serialize import JSONSerializer
+from moto.core.serialize import JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -94,7 +94,7 @@ def test_describe_bodies_are_byte_for_byte_moto_serializer_output(variety: list[
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
     for arn in variety:
         response = describe_output(backend.describe_execution(arn), arn)
-        assert encoder("DescribeExecution")(response) == moto_body("DescribeExecution", response)[2]
+        assert encoder("stepfunctions", "DescribeExecution")(response) == moto_body("DescribeExecution", response)[2]
 
 
 def test_history_is_paged_forward_and_backward_as_aws_pages_it(sfn: Any, variety: list[str]) -> None:
@@ -177,3 +177,36 @@ def test_the_engine_keeps_only_the_newest_finished_executions(cloud: Cloud, role
     with pytest.raises(ClientError) as late:
         sfn.send_task_success(taskToken=tokens[3], output="{}")
     assert error_code(late) == "TaskTimedOut"
+
+
+def test_responses_of_every_service_the_patterns_call_are_moto_serializer_output(
+        cloud: Cloud, monkeypatch: pytest.MonkeyPatch, variety: list[str]) -> None:
+    # Record what each response's result was and what the engine answered, then ask moto's own serializer.
+    answered: list[tuple[ActionContext, object, str]] = []
+    fast = ActionResult.execute_result
+
+    def recording(self: ActionResult, context: ActionContext) -> Any:
+        status, headers, body = fast(self, context)
+        answered.append((context, self.result, body))
+        return status, headers, body
+
+    monkeypatch.setattr(ActionResult, "execute_result", recording)
+    ddb, events_client, sfn = cloud.client("dynamodb"), cloud.client("events"), cloud.client("stepfunctions")
+    table = f"engine-bodies-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    ddb.describe_table(TableName=table)
+    ddb.update_item(TableName=table, Key={"id": {"S": "x"}}, ReturnValues="ALL_NEW",
+                    UpdateExpression="ADD approvals :a SET expiresAt = if_not_exists(expiresAt, :e)",
+                    ExpressionAttributeValues={":a": {"SS": ["alice", "zoë"]}, ":e": {"N": "1767312000"}})
+    ddb.get_item(TableName=table, Key={"id": {"S": "x"}}, ConsistentRead=True)
+    events_client.put_events(Entries=[{"Source": "engine-test", "DetailType": "t", "Detail": json.dumps({"a": 1})}])
+    sfn.describe_execution(executionArn=variety[0])
+    sfn.list_executions(stateMachineArn=sfn.describe_execution(executionArn=variety[0])["stateMachineArn"])
+    monkeypatch.undo()
+    assert {c.operation_model.name for c, _, _ in answered} >= {
+        "CreateTable", "DescribeTable", "UpdateItem", "GetItem", "DescribeExecution", "ListExecutions"}
+    for context, result, body in answered:
+        serializer = context.serializer_class(operation_model=context.operation_model, value_picker=XFormedAttributePicker(
+            response_transformers=getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)))
+        assert body == serializer.serialize(result)["body"], context.operation_model.name

@@ -60,6 +60,7 @@ FIXES = (
     faults.injected_service_faults,
     limits.send_task_requests_validated,
     histories.history_and_describe_as_aws,
+    histories.responses_encoded_fast,
 )
 
 

@@ -10,8 +10,9 @@ moto's had none for TIMED_OUT.
 
 Clients poll both operations, and moto's generic response serializer spent most of the
 engine's CPU on them. Here each history event is encoded once, when first read, and a page
-joins the encoded events; both operations' bodies are byte for byte what moto's serializer
-produces for the same data (``tests/test_engine_histories.py`` compares them).
+joins the encoded events; every JSON response (of any emulated service) is written by a
+serializer compiled from the service model. The bodies are byte for byte what moto's
+serializer produces for the same data (``tests/test_engine_histories.py`` compares them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
     from earlyexit.engine.runtime import EngineExecution
 
-__all__ = ["DEFAULT_PAGE", "EngineEventManager", "encoder", "history_and_describe_as_aws", "history_page"]
+__all__ = ["DEFAULT_PAGE", "EngineEventManager", "describe_output", "encoder", "history_and_describe_as_aws",
+           "history_page", "responses_encoded_fast"]
 
 DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
@@ -86,6 +88,10 @@ def _candidates(key: str, shape: Shape, parent: Shape) -> tuple[str, ...]:
 _MISSING = object()
 
 
+class _NotPlain(Exception):  # noqa: N818 - a branch of the dispatch, not a fault
+    """The value holds objects (not plain dicts): moto's attribute picker must read it."""
+
+
 def _pick(value: dict[str, Any], candidates: tuple[str, ...]) -> Any:
     for candidate in candidates:
         found = value.get(candidate, _MISSING)
@@ -116,8 +122,8 @@ def _compile(shape: Shape, compiled: dict[str, Encode]) -> Encode:
         members = []
 
         def encode_structure(value: Any) -> str:
-            if not isinstance(value, dict):
-                raise TypeError(f"cannot encode {type(value).__name__} as {shape.name}")
+            if type(value) is not dict:
+                raise _NotPlain(shape.name)
             parts: dict[str, str] = {}
             for out_key, candidates, encode in members:
                 member = _pick(value, candidates)
@@ -141,6 +147,8 @@ def _compile(shape: Shape, compiled: dict[str, Encode]) -> Encode:
         skips_none = shape.value.type_name == "structure"
 
         def encode_map(value: Any) -> str:
+            if type(value) is not dict:
+                raise _NotPlain(shape.name)
             parts: dict[str, str] = {}
             for key, item in value.items():
                 if item is None and skips_none:
@@ -166,20 +174,20 @@ def _compile(shape: Shape, compiled: dict[str, Encode]) -> Encode:
 
 
 @cache
-def _output_shape(operation: str) -> Shape:
-    # The model moto's serializer reads (moto's own loading of botocore's Step Functions model).
-    return get_service_model("stepfunctions").operation_model(operation).output_shape
-
-
-@cache
-def encoder(operation: str) -> Encode:
-    """The body encoder of a Step Functions operation's output (moto's JSON serializer, compiled)."""
-    return _compile(_output_shape(operation), {})
+def encoder(service: str, operation: str) -> Encode:
+    """The body encoder of an operation's output, as moto's JSON serializer writes it (compiled from the model
+    moto reads); it raises ``_NotPlain`` for results that are not plain dicts."""
+    shape = get_service_model(service).operation_model(operation).output_shape
+    if shape is None:
+        return lambda value: "{}"
+    encode = _compile(shape, {})
+    return lambda value: "{}" if value is None else encode(value)
 
 
 @cache
 def _event_encoder() -> Encode:
-    return _compile(_output_shape("GetExecutionHistory").members["events"].member, {})
+    shape = get_service_model("stepfunctions").operation_model("GetExecutionHistory").output_shape
+    return _compile(shape.members["events"].member, {})
 
 
 # -- the history ---------------------------------------------------------------------------
@@ -265,27 +273,59 @@ def describe_output(execution: Any, execution_arn: str) -> dict[str, Any]:
 
 
 class _Encoded(ActionResult):
-    """A response whose JSON body is already encoded; through moto's serializer if it is not plain JSON."""
+    """A response whose JSON body is already encoded (a history page)."""
 
-    def __init__(self, body: Callable[[], str], result: Callable[[], object]) -> None:
+    def __init__(self, body: str) -> None:
         super().__init__(None)
         self._body = body
-        self._full = result
 
     @property
     def result(self) -> object:
-        return self._full()
+        return json.loads(self._body)
 
     def execute_result(self, context: ActionContext) -> Any:
-        if context.serializer_class is not JSONSerializer or settings.PRETTIFY_RESPONSES:
-            return ActionResult(self._full()).execute_result(context)
-        version = context.service_model.metadata.get("jsonVersion", "1.0")
-        return 200, {"Content-Type": f"application/x-amz-json-{version}"}, self._body()
+        if not _plain_json(context):
+            return ActionResult(self.result).execute_result(context)
+        return 200, {"Content-Type": _content_type(context)}, self._body
+
+
+def _plain_json(context: ActionContext) -> bool:
+    """Whether moto would answer with its plain JSON serializer (no pretty printing, no value transformers)."""
+    return (context.serializer_class is JSONSerializer and not settings.PRETTIFY_RESPONSES
+            and not getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)
+            and not context.operation_model.has_event_stream_output)
+
+
+def _content_type(context: ActionContext) -> str:
+    return f"application/x-amz-json-{context.service_model.metadata.get('jsonVersion', '1.0')}"
+
+
+def responses_encoded_fast(p: Patcher) -> None:
+    """Every JSON response of the emulated services (Step Functions, DynamoDB, EventBridge ...) is written with
+    a serializer compiled per operation from the service model: the same bytes as moto's generic one, which
+    looked each member up through half a dozen alias rules and was most of the engine's CPU under polling.
+    Results that hold objects rather than plain dicts still go through moto's. Performance only.
+
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+    """
+    original = p.original(ActionResult, "execute_result")
+
+    def execute_result(self: ActionResult, context: ActionContext) -> Any:
+        result = self.result
+        if isinstance(result, Exception) or not _plain_json(context):
+            return original(self, context)
+        try:
+            body = encoder(context.service_model.service_name, context.operation_model.name)(result)
+        except _NotPlain:
+            return original(self, context)
+        return context.operation_model.http.get("responseCode", 200), {"Content-Type": _content_type(context)}, body
+
+    p.replace(ActionResult, "execute_result", execute_result)
 
 
 def history_and_describe_as_aws(p: Patcher) -> None:
-    """GetExecutionHistory pages as AWS pages it (maxResults, nextToken, reverseOrder) and DescribeExecution
-    gives every ended execution its stop date; both answer with the bytes moto's serializer would, fast.
+    """GetExecutionHistory pages as AWS pages it (maxResults, nextToken, reverseOrder), each event encoded once,
+    and DescribeExecution gives every ended execution its stop date (moto's had none for TIMED_OUT).
 
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html
     """
@@ -299,17 +339,16 @@ def history_and_describe_as_aws(p: Patcher) -> None:
         if not isinstance(backend, EngineBackend):
             return original_history(self)
         execution = backend.describe_execution(self._get_param("executionArn"))
-        body = history_page(execution, max_results=self._get_param("maxResults"),
-                            next_token=self._get_param("nextToken"), reverse=bool(self._get_param("reverseOrder")))
-        return _Encoded(lambda: body, lambda: json.loads(body))
+        return _Encoded(history_page(execution, max_results=self._get_param("maxResults"),
+                                     next_token=self._get_param("nextToken"),
+                                     reverse=bool(self._get_param("reverseOrder"))))
 
     def describe_execution(self: StepFunctionResponse) -> ActionResult:
         backend = self.stepfunction_backend
         if not isinstance(backend, EngineBackend):
             return original_describe(self)
         arn = self._get_param("executionArn")
-        response = describe_output(backend.describe_execution(arn), arn)
-        return _Encoded(lambda: encoder("DescribeExecution")(response), lambda: response)
+        return ActionResult(describe_output(backend.describe_execution(arn), arn))
 
     p.replace(StepFunctionResponse, "get_execution_history", get_execution_history)
     p.replace(StepFunctionResponse, "describe_execution", describe_execution)
