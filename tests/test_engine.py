@@ -551,3 +551,24 @@ def test_an_answer_that_is_not_json_is_refused_with_invalid_output(sfn: Any, mac
     assert error_code(refused) == "InvalidOutput"
     sfn.send_task_success(taskToken=token, output="{}")
     assert finished(sfn, execution)["status"] == "SUCCEEDED"
+
+
+# -- engine faults ------------------------------------------------------------------------------
+
+
+def test_an_exception_inside_the_engine_fails_the_execution_and_is_logged(
+        sfn: Any, machine: Machine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from earlyexit.engine import stop
+
+    def broken(execution: Any) -> None:
+        raise RuntimeError("a fix broke")
+
+    monkeypatch.setattr(stop, "settle", broken)  # the fix that publishes an ended execution's status
+    arn = machine({"Done": {"Type": "Succeed"}}, "Done")
+    with caplog.at_level(logging.ERROR, logger="earlyexit.engine"):
+        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        described = finished(sfn, execution)
+    assert (described["status"], described["error"], described["cause"]) == (
+        "FAILED", "States.Runtime", "engine fault: RuntimeError: a fix broke")
+    assert events(sfn, execution)[-1]["type"] == "ExecutionFailed"
+    assert any(r.exc_info and "a fix broke" in str(r.exc_info[1]) for r in caplog.records)
