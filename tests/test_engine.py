@@ -572,3 +572,24 @@ def test_an_exception_inside_the_engine_fails_the_execution_and_is_logged(
         "FAILED", "States.Runtime", "engine fault: RuntimeError: a fix broke")
     assert events(sfn, execution)[-1]["type"] == "ExecutionFailed"
     assert any(r.exc_info and "a fix broke" in str(r.exc_info[1]) for r in caplog.records)
+
+
+@pytest.mark.parametrize(("expression", "direct"), [
+    ("$states.input.approver", True), ("$states.input", True), (" $request ", True), ("$states.input.n", True),
+    ("$states.input.f", True), ("$states.input.nothing", True), ("$states.input.nested", True),
+    ("$states.input.nested.deep", False), ("$states.input.missing", False), ("$states.input.list", False),
+    ("$count($states.input.list)", False), ("$nowhere", False), ("$states.input.list.x", False),
+])
+def test_a_path_read_directly_is_what_jsonata_evaluates(expression: str, direct: bool) -> None:
+    from earlyexit.engine.jsonata import NOT_A_PATH, JSONataUndefined, read_path
+
+    bindings = {"states": {"input": {"approver": "zoë", "n": 3, "f": 2.0, "nested": {"deep": [1, {"x": 1.0}]},
+                                     "list": [{"x": 1}, {"x": 2}], "nothing": None}},
+                "request": {"change": "CHG-1", "amount": 12.5}}
+    read = read_path(expression, bindings)
+    try:
+        evaluated = evaluate_jsonata(expression, bindings)
+    except JSONataUndefined:
+        evaluated = NOT_A_PATH  # undefined: the evaluator decides (read_path must not claim a value)
+    assert (read is not NOT_A_PATH) == direct
+    assert read is NOT_A_PATH or read == evaluated

@@ -6,7 +6,8 @@ its own functions ``$uuid()``, ``$parse()`` and ``$hash()``
 result or an evaluation error fails the state with ``States.QueryEvaluationError``. moto's
 evaluator is a stub (it expects a JVM bridge that is not shipped): here jsonata-python
 evaluates each expression with those values *bound* (not spliced into the expression text,
-so strings need no escaping), binding only the variables the expression names.
+so strings need no escaping), binding only the variables the expression names; an expression
+that is only a path through objects (``$states.input.approver``) is read directly.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jsonata import Jsonata
@@ -41,7 +44,8 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["JSONataUndefined", "evaluate_jsonata", "json_copy", "jsonata_evaluator", "states_copied_as_json"]
+__all__ = ["NOT_A_PATH", "JSONataUndefined", "evaluate_jsonata", "json_copy", "jsonata_evaluator", "read_path",
+           "states_copied_as_json"]
 
 
 class JSONataUndefined(Exception):  # noqa: N818 - a result, not a fault
@@ -133,7 +137,42 @@ def _bindings(env: Environment, expression: str, with_states: bool) -> dict[str,
     return bindings
 
 
+_PATH = re.compile(r"\s*\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*")
+NOT_A_PATH = object()
+
+
+def _json_native(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_native(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_native(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def read_path(expression: str, roots: Mapping[str, Any]) -> Any:
+    """The value of an expression that is only a path through objects (``$states.input.approver``,
+    ``$request``), read directly: what JSONata evaluates it to. :data:`NOT_A_PATH` when the evaluator must
+    decide: another kind of expression, an unbound root, a missing key or an array on the way (JSONata maps
+    over arrays), an array or a non-JSON value at the end."""
+    match = _PATH.fullmatch(expression)
+    if match is None or match[1] not in roots:
+        return NOT_A_PATH
+    value = roots[match[1]]
+    for key in match[2].split(".")[1:]:
+        if type(value) is not dict or key not in value:
+            return NOT_A_PATH
+        value = value[key]
+    if isinstance(value, list) or not _json_native(value):
+        return NOT_A_PATH
+    return _plain(json_copy(value))
+
+
 def _evaluate_in_env(env: Environment, expression: str, with_states: bool) -> Any:
+    store = env.variable_store
+    states = {"states": env.states._states_data} if with_states else {}  # noqa: SLF001
+    value = read_path(expression, ChainMap(states, store._inner_scope, store._outer_scope))  # noqa: SLF001
+    if value is not NOT_A_PATH:
+        return value
     try:
         return evaluate_jsonata(expression, _bindings(env, expression, with_states))
     except JSONataUndefined:
