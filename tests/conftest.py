@@ -106,19 +106,26 @@ class ApprovalInbox:
     """An SQS queue behind an EventBridge rule for ApprovalRequested events, as an organisation routes them."""
 
     def __init__(self, cloud: Cloud, *, execution_arn: str | None = None) -> None:
-        """Every ApprovalRequested event, or (``execution_arn``) only that execution's, on a queue of its own."""
-        name = "approval-requests" if execution_arn is None else f"approval-requests-{uuid.uuid4().hex[:12]}"
+        """Every ApprovalRequested event from now on, or (``execution_arn``) only that execution's, on a queue
+        of its own; :meth:`close` removes the rule and the queue."""
+        name = f"approval-requests-{uuid.uuid4().hex[:12]}"
+        self._rule = f"route-{name}"
+        self._events = cloud.client("events")
         self._sqs = cloud.client("sqs")
         self._queue_url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
-        events = cloud.client("events")
         pattern: dict[str, Any] = {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}
         if execution_arn is not None:
             pattern["detail"] = {"executionArn": [execution_arn]}
-        events.put_rule(Name=f"route-{name}", EventPattern=json.dumps(pattern))
-        events.put_targets(Rule=f"route-{name}", Targets=[{"Id": "inbox", "Arn": queue_arn}])
+        self._events.put_rule(Name=self._rule, EventPattern=json.dumps(pattern))
+        self._events.put_targets(Rule=self._rule, Targets=[{"Id": "inbox", "Arn": queue_arn}])
         self._received: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        self._events.remove_targets(Rule=self._rule, Ids=["inbox"])
+        self._events.delete_rule(Name=self._rule)
+        self._sqs.delete_queue(QueueUrl=self._queue_url)
 
     def requests_for(self, execution_arn: str) -> list[dict[str, Any]]:
         """Every ApprovalRequested event delivered for ``execution_arn`` so far (the whole event)."""
@@ -132,6 +139,9 @@ class ApprovalInbox:
         return [e for e in self._received if e["detail"].get("executionArn") == execution_arn]
 
 
-@pytest.fixture(scope="session")
-def inbox(cloud: Cloud) -> ApprovalInbox:
-    return ApprovalInbox(cloud)
+@pytest.fixture
+def inbox(cloud: Cloud) -> Iterator[ApprovalInbox]:
+    """A fresh inbox for one test: it holds only the events sent while the test runs."""
+    routed = ApprovalInbox(cloud)
+    yield routed
+    routed.close()

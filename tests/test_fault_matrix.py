@@ -341,6 +341,7 @@ def test_a_duplicated_put_events_delivers_two_copies_with_the_same_token_and_one
             "APPROVED", ["alice"], "alice")
     finally:
         case.close()
+        inbox.close()
 
 
 def inbox_events(inbox: ApprovalInbox, execution_arn: str, count: int) -> list[dict[str, Any]]:
