@@ -37,7 +37,6 @@ from moto.stepfunctions.exceptions import ExecutionAlreadyExists, ExecutionDoesN
 from moto.stepfunctions.parser import models as parser_models
 from moto.stepfunctions.parser import utils as parser_utils
 from moto.stepfunctions.parser.api import ExecutionStatus
-from moto.stepfunctions.parser.asl.component import eval_component
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program import program as program_module
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -387,22 +386,12 @@ def thread_registry_off(p: Patcher) -> None:
         p.replace(module, "TMP_THREADS", _NO_THREADS)
 
 
-class _WorkflowErrorLogs(logging.Filter):
-    """Drop moto's per-component ERROR lines for workflow errors (a Fail state, a failed task that a Retry or
-    Catch handles), logged with the parse tree at every nesting level. Exceptions that are not workflow
-    errors still reach the log where they end a flow (``Stepfunctions computation ended with exception``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.args and str(record.args[0]).startswith("Exception="))
-
-
 def quiet_workflow_errors(p: Patcher) -> None:
-    """Workflow errors are events of the execution's history, not faults of the engine: moto's component
-    logger stops reporting them at ERROR level (engine faults still are).
+    """Workflow errors (a Fail state, a task failure that a Retry or Catch handles) are events of the
+    execution's history, not faults of the engine: moto logged each at ERROR level, with the repr of the
+    whole parse tree below it (milliseconds per nesting level, on every early exit). Other exceptions, which
+    are engine faults, are still logged where they escape a component and where they end a flow.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
-    logger = logging.getLogger(eval_component.__name__)
-    filter_ = _WorkflowErrorLogs()
-    p.hook(lambda: logger.addFilter(filter_), lambda: logger.removeFilter(filter_))
-
+    p.replace(EvalComponent, "_log_failure_event_exception", lambda self, failure_event_exception: None)
