@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ApprovalInbox
-from test_engine import ASK, Machine, error_code, events, finished, machine, role_arn, task_tokens  # noqa: F401
+from test_engine import Machine, error_code, events, finished, machine, role_arn, task_tokens  # noqa: F401
 
 from earlyexit import engine
 from earlyexit.engine import Fault, FaultInjector, FaultRule

@@ -58,7 +58,6 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.mocking.mock_config import MockedResponse
 
 from earlyexit.engine.services import status_code
-from earlyexit.errors import EarlyExitError
 from earlyexit.polling import wait_until
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ import botocore.session
 from moto.core.responses import EmptyResult
 from moto.stepfunctions.exceptions import ValidationException
 from moto.stepfunctions.parser.api import InvalidOutput
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 if TYPE_CHECKING:
@@ -80,7 +81,11 @@ def send_task_requests_validated(p: Patcher) -> None:
     def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
         params = {name: self._get_param(name) for name in ("taskToken", "error", "cause")}
         validate("SendTaskFailure", params)
-        self.stepfunction_backend.send_task_failure(params["taskToken"], error=params["error"], cause=params["cause"])
+        backend = self.stepfunction_backend
+        if isinstance(backend, StepFunctionsParserBackend):
+            backend.send_task_failure(params["taskToken"], error=params["error"], cause=params["cause"])
+        else:  # moto's backend that only records executions takes no cause
+            backend.send_task_failure(params["taskToken"], error=params["error"])
         return EmptyResult()
 
     def send_task_heartbeat(self: StepFunctionResponse) -> EmptyResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,11 @@ def _installed_version(distribution: str) -> str | None:
 
 
 def _label(owner: object) -> str:
-    name = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", None) or type(owner).__qualname__
-    module = getattr(owner, "__module__", None) if not isinstance(owner, type(threading)) else None
-    return f"{module}.{name}" if module and not name.startswith(module) else str(name)
+    if isinstance(owner, types.ModuleType):
+        return owner.__name__
+    if isinstance(owner, type):
+        return f"{owner.__module__}.{owner.__qualname__}"
+    return f"{type(owner).__module__}.{type(owner).__qualname__} instance"
 
 
 _ABSENT = object()
@@ -110,10 +113,6 @@ class Registry:
         self._lock = threading.RLock()
         self._holders = 0
         self._applied: list[tuple[_Patch | _Hook, object]] = []
-
-    @property
-    def fixes(self) -> tuple[Fix, ...]:
-        return self._fixes
 
     @property
     def holders(self) -> int:

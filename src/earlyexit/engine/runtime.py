@@ -361,7 +361,6 @@ def shared_programs(p: Patcher) -> None:
 
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html#error-handling-retrying-after-an-error
     """
-    p.original(EvalComponent, "heap_key")
     p.replace(EvalComponent, "heap_key", property(lambda self: f"{type(self).__name__}-{id(self)}"))
 
 
