@@ -51,6 +51,7 @@ FIXES = (
     stop.stop_execution_aborts_at_once,
     stop.branch_errors_keep_their_name,
     stop.failed_iteration_stops_the_others,
+    stop.stopped_flows_end_quietly,
     mock_config.mocked_throws_keep_their_name,
     services.service_errors_named_as_aws,
     services.reuse_service_clients,

@@ -21,11 +21,17 @@ from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
     ExecutionStatus,
     HistoryEventType,
+    TaskFailedEventDetails,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
 )
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
     InlineIterationComponent,
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
     from earlyexit.engine.runtime import EngineEnvironment, EngineExecution
 
 __all__ = ["branch_errors_keep_their_name", "end_flow", "fail_on_engine_fault", "failed_iteration_stops_the_others",
-           "settle", "stop_execution", "stop_execution_aborts_at_once", "stop_flow"]
+           "settle", "stop_execution", "stop_execution_aborts_at_once", "stop_flow", "stopped_flows_end_quietly"]
 
 
 
@@ -221,3 +227,24 @@ def failed_iteration_stops_the_others(p: Patcher) -> None:
             raise
 
     p.replace(InlineIterationComponent, "_eval_body", eval_body)
+
+
+def stopped_flows_end_quietly(p: Patcher) -> None:
+    """A stopped flow does nothing more and reports nothing. moto went on evaluating the state a flow was in
+    when it stopped, with every sub-expression skipped, which then failed (an empty evaluation stack) and was
+    logged as an unhandled exception of the state; that failure of a flow already stopped now ends it
+    without a report. The same failure in a running flow is still reported (States.Runtime, logged).
+
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
+    """
+    original = p.original(ExecutionState, "_from_error")
+
+    def from_error(self: ExecutionState, env: EngineEnvironment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, FailureEventException) or not isinstance(env._program_state, ProgramStopped):
+            return original(self, env, ex)
+        error = StatesErrorName(typ=StatesErrorNameType.StatesRuntime)
+        return FailureEvent(env=env, error_name=error, event_type=HistoryEventType.TaskFailed,
+                            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                                error=error.error_name, cause="the flow was stopped")))
+
+    p.replace(ExecutionState, "_from_error", from_error)
