@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from earlyexit import states
+from earlyexit import history, states
 from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.history import Execution, history_events, read_execution
 from earlyexit.polling import wait_until
@@ -35,17 +35,31 @@ def send_answer(sfn: Any, task_token: str, kind: str) -> None:
 
 def requests_sent(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
     """The execution once ``count`` approval requests are out (WaitTimeout otherwise)."""
-    def probe() -> Execution | None:
-        execution = read_execution(sfn, execution_arn)
-        return execution if len(execution.requests) >= count else None
+    latest_tokens(sfn, execution_arn, count, timeout=timeout)
+    return read_execution(sfn, execution_arn)
 
-    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}")
+
+def latest_tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> dict[str, str]:
+    """Each approver's live task token once ``count`` requests are out (reads only the history)."""
+    def probe() -> dict[str, str] | None:
+        sent = history.requests_sent(history_events(sfn, execution_arn))
+        return {r.approver: r.task_token for r in sent} if len(sent) >= count else None
+
+    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.02)
+
+
+def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
+    """DescribeExecution once the execution is no longer RUNNING (WaitTimeout otherwise)."""
+    def probe() -> dict[str, Any] | None:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        return described if described["status"] != "RUNNING" else None
+
+    return wait_until(probe, timeout=timeout, what=f"the end of {execution_arn}", first_pause=0.02)
 
 
 def ended(sfn: Any, execution_arn: str, timeout: float = 60) -> Execution:
     """The execution once it is no longer RUNNING (WaitTimeout otherwise)."""
-    wait_until(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING",
-               timeout=timeout, what=f"the end of {execution_arn}")
+    described_end(sfn, execution_arn, timeout=timeout)
     return read_execution(sfn, execution_arn)
 
 
@@ -75,7 +89,15 @@ def recorded(ddb: Any, table: str, execution_arn: str) -> set[str]:
 def wait_until_recorded(ddb: Any, table: str, execution_arn: str, approver: str, timeout: float = 20) -> None:
     """Wait until ``approver``'s decision is in the quorum tally: the flows that write after it read it."""
     wait_until(lambda: approver in recorded(ddb, table, execution_arn), timeout=timeout,
-               what=f"{approver}'s decision in the tally of {execution_arn}")
+               what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.01)
+
+
+def last_events(sfn: Any, execution_arn: str, count: int = 12) -> str:
+    """The status and the last ``count`` history events of an execution, one line: for a failure message."""
+    events = history_events(sfn, execution_arn)[-count:]
+    status = sfn.describe_execution(executionArn=execution_arn)["status"]
+    return f"{status}; " + ", ".join(
+        f"{e['id']} {e['type']} {(e.get('stateEnteredEventDetails') or {}).get('name', '')}".strip() for e in events)
 
 
 def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer] = (),

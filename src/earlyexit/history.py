@@ -16,7 +16,7 @@ from typing import Any
 from earlyexit import states
 
 __all__ = ["ApprovalRequest", "Decision", "Exit", "Execution", "TimelineEntry", "history_events", "read_execution",
-           "state_transitions"]
+           "requests_sent", "state_transitions"]
 
 # Fail states that end the execution without an outcome (no flow "decided" anything).
 _NOT_DECIDING = {states.REJECT_INVALID_INPUT, states.APPROVAL_REQUEST_NOT_DELIVERED,
@@ -268,6 +268,13 @@ def _outcome_text(status: str, output: dict[str, Any] | None, error: str | None,
     else:
         text = f"{status}: {error or ''} {cause or ''}".rstrip()
     return f"{text} ({transitions} state transitions)"
+
+
+def requests_sent(events: list[dict[str, Any]]) -> list[ApprovalRequest]:
+    """The approval requests these events schedule, oldest first (cheaper than :func:`read_execution`)."""
+    reader = _Reader(events)
+    reader.read()
+    return reader.requests
 
 
 def read_execution(sfn: Any, execution_arn: str) -> Execution:
