@@ -38,7 +38,7 @@ def _target(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The long load test starts first, so that the other worker runs the rest meanwhile.
+    # The long tests start first, so that the workers share them and run the short ones after.
     items.sort(key=lambda item: item.get_closest_marker("load") is None)
     target = _target(config)
     for item in items:

@@ -45,7 +45,7 @@ def latest_tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 20)
         sent = history.requests_sent(history_events(sfn, execution_arn))
         return {r.approver: r.task_token for r in sent} if len(sent) >= count else None
 
-    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.02)
+    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.05)
 
 
 def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str
         described = sfn.describe_execution(executionArn=execution_arn)
         return described if described["status"] != "RUNNING" else None
 
-    return wait_until(probe, timeout=timeout, what=f"the end of {execution_arn}", first_pause=0.02)
+    return wait_until(probe, timeout=timeout, what=f"the end of {execution_arn}", first_pause=0.05)
 
 
 def ended(sfn: Any, execution_arn: str, timeout: float = 60) -> Execution:
@@ -89,7 +89,7 @@ def recorded(ddb: Any, table: str, execution_arn: str) -> set[str]:
 def wait_until_recorded(ddb: Any, table: str, execution_arn: str, approver: str, timeout: float = 20) -> None:
     """Wait until ``approver``'s decision is in the quorum tally: the flows that write after it read it."""
     wait_until(lambda: approver in recorded(ddb, table, execution_arn), timeout=timeout,
-               what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.01)
+               what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.03)
 
 
 def last_events(sfn: Any, execution_arn: str, count: int = 12) -> str:
@@ -106,10 +106,9 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
     same instant), and return the ended execution."""
     arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
                          quorum=execution_input.pop("quorum", None), timeout_seconds=timeout_seconds)
-    requested = requests_sent(sfn, arn, len(approvers))
-    tokens = {r.approver: r.task_token for r in requested.requests}
+    tokens = latest_tokens(sfn, arn, len(approvers), timeout=60)
     if simultaneous:
-        answer_at_once(sfn, arn, answers)
+        send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
     else:
         for approver, kind in answers:
             send_answer(sfn, tokens[approver], kind)
@@ -119,7 +118,7 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
 
 def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[str | None]:
     """Every approver in ``answers`` answers at the same instant; returns each call's error code or None."""
-    tokens = {r.approver: r.task_token for r in requests_sent(sfn, execution_arn, len(answers)).requests}
+    tokens = latest_tokens(sfn, execution_arn, len(answers))
     return send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
 
 

@@ -87,3 +87,24 @@ def test_a_name_with_any_visible_character_is_valid(sfn: Any, machine: tuple[str
     execution_arn = start_approval(sfn, arn, approvers, timeout_seconds=120)
     assert name in {r.approver for r in requests_sent(sfn, execution_arn, len(approvers)).requests}
     sfn.stop_execution(executionArn=execution_arn)
+
+
+def test_send_task_failure_naming_a_delivery_error_that_is_not_retried_fails_closed(
+        sfn: Any, either_or: Stack) -> None:
+    execution_arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=120)
+    alice = requests_sent(sfn, execution_arn, 2).request_for("alice")
+    sfn.send_task_failure(taskToken=alice.task_token, error="EventBridge.AccessDeniedException")
+    execution = ended(sfn, execution_arn)
+    assert (execution.status, execution.error, execution.output) == ("FAILED", "ApprovalRequestNotDelivered", None)
+
+
+def test_send_task_failure_naming_a_retried_delivery_error_asks_the_approver_again(
+        sfn: Any, either_or: Stack) -> None:
+    execution_arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=120)
+    first = requests_sent(sfn, execution_arn, 2).request_for("alice")
+    sfn.send_task_failure(taskToken=first.task_token, error="EventBridge.InternalException")
+    again = requests_sent(sfn, execution_arn, 3, timeout=30).request_for("alice")  # after the Retry's interval
+    assert again.task_token != first.task_token
+    sfn.send_task_success(taskToken=again.task_token, output=json.dumps({"decision": "approve"}))
+    execution = ended(sfn, execution_arn)
+    assert (execution.output["outcome"], execution.output["decidedBy"]) == ("APPROVED", "alice")

@@ -147,6 +147,7 @@ def run_all(cloud: Cloud, cases: list[Case]) -> list[str]:
         return [p for found in pool.map(lambda case: run_case(sfn, ddb, case), ordered) for p in found]
 
 
+@pytest.mark.load
 @pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
 def test_every_answer_in_every_order_ends_as_the_rule_says(
         request: pytest.FixtureRequest, cloud: Cloud, configuration: str) -> None:
@@ -156,6 +157,7 @@ def test_every_answer_in_every_order_ends_as_the_rule_says(
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.load
 def test_a_sample_of_four_approvers_answering_in_any_order_ends_as_the_rule_says(cloud: Cloud, quorum: Stack) -> None:
     problems = run_all(cloud, [(quorum, FOUR, k, answers) for k, answers in four_approver_sample()])
     assert not problems, "\n".join(problems)

@@ -17,7 +17,8 @@ behaviour it restores:
 - A stopped flow (StopExecution, or a branch the early exit ended) moves to no other state
   and records nothing more, and an engine fault fails the execution (States.Runtime) instead
   of leaving it RUNNING for ever.
-- Each definition is parsed once (performance only).
+- Each definition is parsed once, and a task with no timeout of its own runs on its flow's
+  thread (performance only).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EngineBackend", "EngineEnvironment", "EngineExecution",
            "engine_runtime", "max_finished_executions", "quiet_workflow_errors", "set_max_finished_executions",
-           "shared_programs", "stop_running_executions", "thread_registry_off"]
+           "shared_programs", "stop_running_executions", "tasks_without_a_timeout_run_inline", "thread_registry_off"]
 
 LOG = logging.getLogger("earlyexit.engine")
 
@@ -383,6 +384,44 @@ def thread_registry_off(p: Patcher) -> None:
     for module in (parser_utils, program_module, execute_state, branch_worker, inline_iteration_component,
                    state_task_service_callback):
         p.replace(module, "TMP_THREADS", _NO_THREADS)
+
+
+def tasks_without_a_timeout_run_inline(p: Patcher) -> None:
+    """A Task or other execution state with no ``TimeoutSeconds`` of its own has nothing to time out, so
+    its work runs on its flow's thread (moto started a thread per state, to wait on it with the default
+    timeout of 99,999,999 s). What it does is unchanged: the same frame, output and errors; a state with a
+    timeout keeps moto's timed evaluation. Performance only.
+
+    https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html
+    """
+    timed = p.original(execute_state.ExecutionState, "_evaluate_with_timeout")
+
+    def evaluate(self: execute_state.ExecutionState, env: Environment) -> None:
+        if not self.timeout.is_default_value():
+            timed(self, env)
+            return
+        frame = env.open_frame()
+        frame.states.reset(input_value=env.states.get_input())
+        frame.stack = copy.deepcopy(env.stack)
+        try:
+            self._eval_execution(frame)
+            output = frame.stack.pop()
+        finally:
+            frame.set_ended()
+            env.close_frame(frame)
+        env.stack.append(output)
+        if not self._is_language_query_jsonpath():
+            env.states.set_result(output)
+        if self.assign_decl:
+            self.assign_decl.eval(env=env)
+        if self.result_selector:
+            self.result_selector.eval(env=env)
+        if self.result_path:
+            self.result_path.eval(env)
+        else:
+            env.states.reset(input_value=env.stack.pop())
+
+    p.replace(execute_state.ExecutionState, "_evaluate_with_timeout", evaluate)
 
 
 def quiet_workflow_errors(p: Patcher) -> None:
