@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from templates import state_machine_role, translated
 
+from earlyexit import engine
+from earlyexit.engine import FaultInjector
 from earlyexit.local import PATTERNS, Cloud, Stack, embedded_cloud
 
 
@@ -60,6 +62,23 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
             yield embedded
 
 
+@pytest.fixture
+def scaled_waits() -> Iterator[None]:
+    """Wait states and Retry intervals (1, 2, 4, 8, 10 s) at 1/100 of their length (embedded engine only)."""
+    previous = engine.wait_time_scale()
+    engine.set_wait_time_scale(0.01)
+    yield
+    engine.set_wait_time_scale(previous)
+
+
+@pytest.fixture
+def faults(cloud: Cloud) -> Iterator[FaultInjector]:
+    """The embedded engine's fault injector, emptied after the test."""
+    injector: FaultInjector = cloud.faults  # type: ignore[attr-defined]
+    yield injector
+    injector.clear()
+
+
 @pytest.fixture(scope="session")
 def sfn(cloud: Cloud) -> Any:
     return cloud.client("stepfunctions")
@@ -100,6 +119,25 @@ def cfn(pattern: str) -> dict[str, Any]:
 def role(cfn: dict[str, Any]) -> dict[str, Any]:
     """The translated template's state machine role."""
     return state_machine_role(cfn)
+
+
+@pytest.fixture(scope="session")
+def role_arn(cloud: Cloud) -> str:
+    """A role for the engine tests' own small state machines."""
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    return cloud.client("iam").create_role(RoleName=f"engine-test-{uuid.uuid4().hex[:8]}",
+                                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+@pytest.fixture
+def machine(sfn: Any, role_arn: str) -> Callable[..., str]:
+    """Create a JSONata state machine of ``states`` starting at ``start_at``; returns its ARN."""
+    def create(states: dict[str, Any], start_at: str, **definition: Any) -> str:
+        body = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states, **definition}
+        return sfn.create_state_machine(name=f"engine-test-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
+                                        definition=json.dumps(body))["stateMachineArn"]
+    return create
 
 
 class ApprovalInbox:

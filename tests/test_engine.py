@@ -29,33 +29,14 @@ from earlyexit.polling import wait_until
 
 pytestmark = pytest.mark.engine
 
+Machine = Callable[..., str]  # the ``machine`` fixture (conftest.py)
+
 ASK = {
     "Type": "Task",
     "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
     "Arguments": {"Entries": [{"Source": "engine-test", "DetailType": "Ask",
                                "Detail": {"token": "{% $states.context.Task.Token %}"}}]},
 }
-
-
-@pytest.fixture(scope="module")
-def role_arn(cloud: Cloud) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    return cloud.client("iam").create_role(RoleName=f"engine-test-{uuid.uuid4().hex[:8]}",
-                                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-
-
-Machine = Callable[..., str]
-
-
-@pytest.fixture
-def machine(sfn: Any, role_arn: str) -> Machine:
-    """Create a JSONata state machine of ``states`` starting at ``start_at``; returns its ARN."""
-    def create(states: dict[str, Any], start_at: str, **definition: Any) -> str:
-        body = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states, **definition}
-        return sfn.create_state_machine(name=f"engine-test-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
-                                        definition=json.dumps(body))["stateMachineArn"]
-    return create
 
 
 def finished(sfn: Any, execution_arn: str, *, timeout: float = 15) -> dict[str, Any]:
@@ -497,6 +478,55 @@ def test_flows_stopped_mid_state_end_without_reporting_anything(sfn: Any, machin
     for execution in executions:
         after = [e["type"] for e in events(sfn, execution)]
         assert not any(t.startswith("Task") for t in after[after.index("MapStateFailed"):])
+
+
+MAP_OF_THREE = {
+    "Each": {"Type": "Map", "Items": "{% [0, 1, 2] %}",
+             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Wait for callback",
+                               "States": {"Wait for callback": {**ASK, "End": True}}},
+             "Catch": [{"ErrorEquals": ["Settled"], "Next": "Done"}], "End": True},
+    "Done": {"Type": "Succeed"},
+}
+
+
+def test_the_history_names_the_iteration_that_ended_the_map(sfn: Any, machine: Machine) -> None:
+    execution = sfn.start_execution(stateMachineArn=machine(MAP_OF_THREE, "Each"))["executionArn"]
+    tokens = task_tokens(sfn, execution, 3)
+    sfn.send_task_failure(taskToken=tokens[2], error="Settled")
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    history = events(sfn, execution)
+    failed = [e["mapIterationFailedEventDetails"]["index"] for e in history if e["type"] == "MapIterationFailed"]
+    # The iteration whose task received the failure: follow the failure back to its iteration's start.
+    by_id = {e["id"]: e for e in history}
+    event = next(e for e in history if e["type"] == "TaskFailed")
+    while event["type"] != "MapIterationStarted":
+        event = by_id[event["previousEventId"]]
+    assert failed == [event["mapIterationStartedEventDetails"]["index"]]
+
+
+def test_stop_execution_stops_waiting_map_iterations_and_refuses_their_tokens(sfn: Any, machine: Machine) -> None:
+    execution = sfn.start_execution(stateMachineArn=machine(MAP_OF_THREE, "Each"))["executionArn"]
+    tokens = task_tokens(sfn, execution, 3)
+    sfn.stop_execution(executionArn=execution, error="Withdrawn", cause="the request was withdrawn")
+    described = sfn.describe_execution(executionArn=execution)
+    assert (described["status"], described["error"]) == ("ABORTED", "Withdrawn")
+    for token in tokens:
+        with pytest.raises(ClientError) as error:
+            sfn.send_task_success(taskToken=token, output="{}")
+        assert error_code(error) == "TaskTimedOut"
+    assert events(sfn, execution)[-1]["type"] == "ExecutionAborted"
+
+
+def test_the_threads_of_iterations_stopped_by_an_early_exit_end(sfn: Any, machine: Machine) -> None:
+    before = set(threading.enumerate())
+    execution = sfn.start_execution(stateMachineArn=machine(MAP_OF_THREE, "Each"))["executionArn"]
+    tokens = task_tokens(sfn, execution, 3)
+    started = set(threading.enumerate()) - before
+    assert started, "the execution runs on threads of its own"
+    sfn.send_task_failure(taskToken=tokens[0], error="Settled")
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    wait_until(lambda: not any(t.is_alive() for t in started), timeout=10,
+               what="the threads of the stopped iterations to end")
 
 
 def test_states_error_of_a_map_iteration_fails_the_map_with_that_error(sfn: Any, machine: Machine) -> None:

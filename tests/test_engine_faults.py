@@ -12,41 +12,25 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ApprovalInbox
-from test_engine import Machine, error_code, events, finished, machine, role_arn, task_tokens  # noqa: F401
+from test_engine import Machine, error_code, events, finished, task_tokens
 
-from earlyexit import engine
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.engine.services import error_name
 from earlyexit.errors import WaitTimeout
 from earlyexit.local import Cloud
 from earlyexit.polling import wait_until
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("scaled_waits")]
 
 SDK_CAUSE = re.compile(r"^(?P<message>.*) \(Service: (?P<client>\w+); Status Code: (?P<status>\d{3}); "
                        r"Error Code: (?P<code>\w+); Request ID: (?P<request_id>[\w-]+); Proxy: null\)$")
 
-
-@pytest.fixture(autouse=True)
-def fast_retries() -> Iterator[None]:
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.01)
-    yield
-    engine.set_wait_time_scale(previous)
-
-
-@pytest.fixture
-def faults(cloud: Cloud) -> Iterator[FaultInjector]:
-    injector: FaultInjector = cloud.faults  # type: ignore[attr-defined]
-    yield injector
-    injector.clear()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from moto.core.serialize import JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
-from test_engine import ASK, Machine, error_code, events, finished, machine, role_arn, task_tokens  # noqa: F401
+from test_engine import ASK, Machine, error_code, events, finished, task_tokens
 
 from earlyexit import engine
 from earlyexit.engine.histories import describe_output, encoder, history_page

@@ -30,7 +30,6 @@ import pytest
 from conftest import ApprovalInbox
 from support import Answer, ended, refusal, requests_sent, send_answer, wait_until_counted, wait_until_recorded
 
-from earlyexit import engine
 from earlyexit.engine import Fault, FaultRule
 from earlyexit.history import Execution
 from earlyexit.local import Cloud, Stack
@@ -40,20 +39,11 @@ from earlyexit.states import EITHER_OR, QUORUM
 pytestmark = pytest.mark.engine
 
 APPROVERS = ("alice", "bob", "carol")
-SCALE = 0.01  # Retry intervals and Wait states at 1/100 of their length
-SETTLES_BY_ANSWERS = 360_000  # timeoutSeconds (scaled: one hour) when the answers settle the outcome
+SETTLES_BY_ANSWERS = 360_000  # timeoutSeconds (at the tests' 1/100 scale: one hour) when the answers settle it
 SETTLES_AT_DEADLINE = 1_000  # timeoutSeconds (scaled: 10 s) when only the deadline can end it
 LOST_WRITE = Fault.lost_response("InternalServerError", cause="We encountered an internal error. Please try again.")
 LOST_EVENT = Fault.lost_response("InternalException", cause="The event was accepted, the response lost.")
 HELD = Fault.hold(deadline=60)
-
-
-@pytest.fixture
-def scaled_waits() -> Iterator[None]:
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(SCALE)
-    yield
-    engine.set_wait_time_scale(previous)
 
 
 @dataclass

@@ -10,7 +10,6 @@ state. Errors are the services' wire codes; the tasks report them as Step Functi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,14 @@ from botocore.exceptions import ClientError
 from conftest import ApprovalInbox
 from support import error_code, wait_until_counted
 
-from earlyexit import engine, states
+from earlyexit import states
 from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Execution, read_execution
 from earlyexit.local import Cloud, Stack
 from earlyexit.polling import wait_until
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("scaled_waits")]
 
 EXAMPLE_FILE = Path(__file__).parent / "mock-config" / "MockConfigFile.json"
 THROTTLED = "DynamoDB.ProvisionedThroughputExceededException"
@@ -34,28 +33,13 @@ QUORUM = states.QUORUM
 APPROVERS = ["alice", "bob", "carol"]
 
 
-@pytest.fixture(autouse=True)
-def fast_retries() -> Iterator[None]:
-    """Retry intervals (1, 2, 4, 8, 10 s) at 1/100 of their length."""
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.01)
-    yield
-    engine.set_wait_time_scale(previous)
-
-
-@pytest.fixture
-def faults(cloud: Cloud) -> Iterator[FaultInjector]:
-    injector: FaultInjector = cloud.faults  # type: ignore[attr-defined]
-    yield injector
-    injector.clear()
-
 
 def on(stack: Stack, state: str, fault: Fault, **selection: Any) -> FaultRule:
     return FaultRule(state_machine_arn=stack.outputs["StateMachineArn"], state=state, fault=fault, **selection)
 
 
 def start(sfn: Any, stack: Stack, approvers: list[str], quorum: int | None = None) -> str:
-    return start_approval(sfn, stack.outputs["StateMachineArn"], approvers, None, quorum, 3600)
+    return start_approval(sfn, stack.outputs["StateMachineArn"], approvers, quorum=quorum, timeout_seconds=3600)
 
 
 def tally(cloud: Cloud, stack: Stack, execution_arn: str) -> dict[str, set[str]]:

@@ -38,7 +38,7 @@ def approval_input(approvers: Sequence[str], *, request: Any = None, quorum: Any
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def start_approval(sfn: Any, state_machine_arn: str, approvers: Sequence[str], request: dict[str, Any] | None = None,
+def start_approval(sfn: Any, state_machine_arn: str, approvers: Sequence[str], *, request: dict[str, Any] | None = None,
                    quorum: int | None = None, timeout_seconds: int | None = None, name: str | None = None) -> str:
     """Start an approval execution (see :func:`approval_input`); returns its ARN."""
     execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds)

@@ -196,8 +196,8 @@ def _counted(sfn: Any, execution_arn: str) -> int:
 
 
 def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Run:
-    execution_arn = start_approval(sfn, state_machine_arn, list(scenario.approvers), REQUEST, scenario.quorum,
-                                   scenario.timeout_seconds)
+    execution_arn = start_approval(sfn, state_machine_arn, list(scenario.approvers), request=REQUEST,
+                                   quorum=scenario.quorum, timeout_seconds=scenario.timeout_seconds)
     wait_for_requests(sfn, execution_arn, len(scenario.approvers), timeout=60)
     # Every flow waits before anyone answers: the deadline flow too (on AWS its Wait is entered at once).
     wait_until(lambda: any(e["type"] == "WaitStateEntered" for e in history_events(sfn, execution_arn)), timeout=60,
@@ -335,7 +335,8 @@ def _answer(sfn: Any, state_machine_arn: str, names: tuple[str, ...],
             plan: tuple[int, tuple[str, ...]]) -> tuple[str, list[str | None]]:
     """Start one execution, wait for its requests, answer them all at once; returns its ARN and error codes."""
     quorum, decisions = plan
-    execution_arn = start_approval(sfn, state_machine_arn, list(names), REQUEST, quorum, LOAD_TIMEOUT_SECONDS)
+    execution_arn = start_approval(sfn, state_machine_arn, list(names), request=REQUEST, quorum=quorum,
+                                   timeout_seconds=LOAD_TIMEOUT_SECONDS)
     try:
         tokens = wait_until(lambda: _asked(sfn, execution_arn, len(names)), timeout=LOAD_PATIENCE,
                             what=f"{len(names)} approval requests of {execution_arn}", first_pause=0.02,

@@ -31,6 +31,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
     StatesErrorNameType,
 )
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["branch_errors_keep_their_name", "end_flow", "fail_on_engine_fault", "failed_iteration_stops_the_others",
            "settle", "stop_execution", "stop_execution_aborts_at_once", "stop_flow", "stopped_flows_end_quietly"]
-
 
 
 class _StoppedEvents:
@@ -232,19 +232,38 @@ def failed_iteration_stops_the_others(p: Patcher) -> None:
 def stopped_flows_end_quietly(p: Patcher) -> None:
     """A stopped flow does nothing more and reports nothing. moto went on evaluating the state a flow was in
     when it stopped, with every sub-expression skipped, which then failed (an empty evaluation stack) and was
-    logged as an unhandled exception of the state; that failure of a flow already stopped now ends it
-    without a report. The same failure in a running flow is still reported (States.Runtime, logged).
+    logged, with the whole parse tree, by every component it passed through and by the flow's program. Now
+    the component where that failure of a stopped flow appears ends quietly, and so does the flow. The
+    same failure in a running flow is still reported (States.Runtime, logged).
 
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
     """
-    original = p.original(ExecutionState, "_from_error")
+    original_from_error = p.original(ExecutionState, "_from_error")
 
     def from_error(self: ExecutionState, env: EngineEnvironment, ex: Exception) -> FailureEvent:
-        if isinstance(ex, FailureEventException) or not isinstance(env._program_state, ProgramStopped):
-            return original(self, env, ex)
+        if isinstance(ex, FailureEventException) or not isinstance(env._program_state, ProgramStopped):  # noqa: SLF001
+            return original_from_error(self, env, ex)
         error = StatesErrorName(typ=StatesErrorNameType.StatesRuntime)
         return FailureEvent(env=env, error_name=error, event_type=HistoryEventType.TaskFailed,
                             event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
                                 error=error.error_name, cause="the flow was stopped")))
 
+    def evaluate(self: EvalComponent, env: EngineEnvironment) -> None:
+        if not env.is_running():
+            return  # moto "prunes": a stopped flow evaluates nothing more
+        try:
+            field_name = self._field_name()
+            if field_name is not None:
+                env.next_field_name = field_name
+            self._eval_body(env)
+        except FailureEventException as failure:
+            self._log_failure_event_exception(failure_event_exception=failure)
+            raise
+        except Exception as exception:
+            if isinstance(env._program_state, ProgramStopped):  # noqa: SLF001
+                return
+            self._log_exception(exception=exception)
+            raise
+
     p.replace(ExecutionState, "_from_error", from_error)
+    p.replace(EvalComponent, "eval", evaluate)  # moto's steps, the stopped check added (debug logging left out)
