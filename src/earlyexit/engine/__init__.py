@@ -43,6 +43,7 @@ FIXES = (
     runtime.shared_programs,
     runtime.thread_registry_off,
     runtime.tasks_without_a_timeout_run_inline,
+    runtime.programs_without_a_timeout_run_inline,
     runtime.quiet_workflow_errors,
     jsonata.jsonata_evaluator,
     jsonata.states_copied_as_json,

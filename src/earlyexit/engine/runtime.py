@@ -17,8 +17,8 @@ behaviour it restores:
 - A stopped flow (StopExecution, or a branch the early exit ended) moves to no other state
   and records nothing more, and an engine fault fails the execution (States.Runtime) instead
   of leaving it RUNNING for ever.
-- Each definition is parsed once, and a task with no timeout of its own runs on its flow's
-  thread (performance only).
+- Each definition is parsed once, and a task or a program (a branch, a Map iteration, a state
+  machine) with no timeout of its own runs on its flow's thread (performance only).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EngineBackend", "EngineEnvironment", "EngineExecution",
            "engine_runtime", "max_finished_executions", "quiet_workflow_errors", "set_max_finished_executions",
-           "shared_programs", "stop_running_executions", "tasks_without_a_timeout_run_inline", "thread_registry_off"]
+           "programs_without_a_timeout_run_inline", "shared_programs", "stop_running_executions",
+           "tasks_without_a_timeout_run_inline", "thread_registry_off"]
 
 LOG = logging.getLogger("earlyexit.engine")
 
@@ -422,6 +423,26 @@ def tasks_without_a_timeout_run_inline(p: Patcher) -> None:
             env.states.reset(input_value=env.stack.pop())
 
     p.replace(execute_state.ExecutionState, "_evaluate_with_timeout", evaluate)
+
+
+def programs_without_a_timeout_run_inline(p: Patcher) -> None:
+    """A program with no ``TimeoutSeconds`` (every Parallel branch and Map iteration, and a state machine
+    that declares none) runs on the thread that evaluates it: moto started a thread for each and waited
+    for it with no timeout, which is the same but for the thread. A state machine's timeout keeps moto's
+    timed evaluation. Performance only.
+
+    https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html
+    """
+    timed = p.original(program_module.Program, "eval")
+
+    def evaluate(self: program_module.Program, env: Environment) -> None:
+        if self.timeout_seconds is not None:
+            timed(self, env)
+            return
+        env.next_state_name = self.start_at.start_at_name
+        EvalComponent.eval(self, env)
+
+    p.replace(program_module.Program, "eval", evaluate)
 
 
 def quiet_workflow_errors(p: Patcher) -> None:
