@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from earlyexit import history, states
-from earlyexit.approvals import send_at_once, start_approval
+from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
 from earlyexit.history import Execution, history_events, read_execution
 from earlyexit.polling import wait_until
 
+T = TypeVar("T")
 Answer = tuple[str, str]  # (approver, kind): kind is one of ANSWER_KINDS
 ANSWER_KINDS = ("approve", "reject", "malformed", "failure")
 
@@ -33,8 +35,8 @@ def send_answer(sfn: Any, task_token: str, kind: str) -> None:
         sfn.send_task_success(taskToken=task_token, output=json.dumps(answer))
 
 
-def requests_sent(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
-    """The execution once ``count`` approval requests are out (WaitTimeout otherwise)."""
+def requests_out(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
+    """The execution once ``count`` approval requests (re-sent ones included) are out (WaitTimeout otherwise)."""
     latest_tokens(sfn, execution_arn, count, timeout=timeout)
     return read_execution(sfn, execution_arn)
 
@@ -59,8 +61,7 @@ def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str
 
 def ended(sfn: Any, execution_arn: str, timeout: float = 60) -> Execution:
     """The execution once it is no longer RUNNING (WaitTimeout otherwise)."""
-    described_end(sfn, execution_arn, timeout=timeout)
-    return read_execution(sfn, execution_arn)
+    return wait_for_outcome(sfn, execution_arn, timeout=timeout)
 
 
 def flow_done(sfn: Any, execution_arn: str, approver: str) -> bool:
@@ -132,6 +133,12 @@ def error_code(error: BaseException | None) -> str | None:
     return response["Error"]["Code"] if response else None
 
 
+def problems_of(play: Callable[[T], list[str]], cases: Sequence[T], *, workers: int) -> list[str]:
+    """Play every case, ``workers`` at a time; every problem they report, in the order of the cases."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [problem for found in pool.map(play, cases) for problem in found]
+
+
 def refusal(call: Any) -> str | None:
     """Run ``call``; the error code Step Functions refused it with, or None if it was accepted."""
     try:
@@ -161,29 +168,51 @@ class Expected:
         return output if quorum is None else {**output, "quorum": quorum}
 
 
+def in_order(approvers: Sequence[str], names: set[str]) -> list[str]:
+    """``names`` in the order of ``approvers`` (as the output lists them)."""
+    return [a for a in approvers if a in names]
+
+
+def tallies(answers: Sequence[Answer]) -> list[tuple[set[str], set[str]]]:
+    """(approvals, rejections) in the tally after each answer; anything but an approval is a rejection."""
+    approvals: set[str] = set()
+    rejections: set[str] = set()
+    after = []
+    for approver, kind in answers:
+        (approvals if kind == "approve" else rejections).add(approver)
+        after.append((set(approvals), set(rejections)))
+    return after
+
+
+def settle(approvers: Sequence[str], quorum: int, reads: Sequence[tuple[str, set[str], set[str]]]
+           ) -> tuple[str, str | None, int | None]:
+    """(outcome, decidedBy, index of the settling read) for quorum flows that read these tallies in this order,
+    each read being (reader, approvals, rejections): APPROVED once approvals >= quorum, REJECTED once
+    rejections > N - quorum. None settles: TIMED_OUT at the deadline."""
+    for index, (reader, approvals, rejections) in enumerate(reads):
+        if len(approvals) >= quorum:
+            return "APPROVED", reader, index
+        if len(rejections) > len(approvers) - quorum:
+            return "REJECTED", reader, index
+    return "TIMED_OUT", None, None
+
+
 def expected(approvers: Sequence[str], answers: Sequence[Answer], quorum: int | None = None) -> Expected:
     """The outcome of ``answers`` sent one after the other, each counted before the next.
 
     either-or (``quorum`` None): the first answer decides, APPROVED only for a valid approval.
-    quorum: APPROVED once approvals >= quorum, REJECTED once rejections > N - quorum; neither
-    before the answers run out: TIMED_OUT at the deadline with every answer listed. Anything but
-    an approval (a rejection, a malformed answer, SendTaskFailure) counts as a rejection.
+    quorum: each flow reads the tally its own write returns (:func:`settle`); nothing settled before the
+    answers run out: TIMED_OUT at the deadline with every answer listed.
     """
-    approving: set[str] = set()
-    rejecting: set[str] = set()
-
-    def listed(names: set[str]) -> list[str]:
-        return [a for a in approvers if a in names]
-
-    for index, (approver, kind) in enumerate(answers, start=1):
-        (approving if kind == "approve" else rejecting).add(approver)
-        if quorum is None:
-            outcome = "APPROVED" if kind == "approve" else "REJECTED"
-        elif len(approving) >= quorum:
-            outcome = "APPROVED"
-        elif len(rejecting) > len(approvers) - quorum:
-            outcome = "REJECTED"
-        else:
-            continue
-        return Expected(outcome, approver, listed(approving), listed(rejecting), index, list(answers[index:]))
-    return Expected("TIMED_OUT", None, listed(approving), listed(rejecting), None)
+    after = tallies(answers)
+    if quorum is None:
+        outcome, decided_by, index = ("TIMED_OUT", None, None) if not answers else (
+            "APPROVED" if answers[0][1] == "approve" else "REJECTED", answers[0][0], 0)
+    else:
+        outcome, decided_by, index = settle(approvers, quorum, [(a, *t) for (a, _), t in zip(answers, after)])
+    if index is None:
+        approvals, rejections = after[-1] if after else (set(), set())
+        return Expected(outcome, None, in_order(approvers, approvals), in_order(approvers, rejections), None)
+    approvals, rejections = after[index]
+    return Expected(outcome, decided_by, in_order(approvers, approvals), in_order(approvers, rejections), index + 1,
+                    list(answers[index + 1:]))

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from support import ended, requests_sent
+from support import ended, requests_out
 
 from earlyexit.approvals import start_approval
 from earlyexit.local import Stack
@@ -44,7 +44,7 @@ def test_send_task_failure_with_any_error_name_is_that_approvers_rejection(
     approvers = ["alice", "bob"] if pattern == "either-or" else ["alice", "bob", "carol"]
     quorum = 3 if pattern == "quorum" else None  # one rejection settles both: 3 of 3 is out of reach
     execution_arn = start_approval(sfn, arn, approvers, quorum=quorum, timeout_seconds=120)
-    bob = requests_sent(sfn, execution_arn, len(approvers)).request_for("bob")
+    bob = requests_out(sfn, execution_arn, len(approvers)).request_for("bob")
     sfn.send_task_failure(taskToken=bob.task_token, error=error, cause="x" * 32_768)
     execution = ended(sfn, execution_arn)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
@@ -58,7 +58,7 @@ def test_send_task_failure_without_an_error_name_is_a_rejection(sfn: Any, machin
     approvers = ["alice", "bob"] if pattern == "either-or" else ["alice", "bob", "carol"]
     execution_arn = start_approval(sfn, arn, approvers, quorum=3 if pattern == "quorum" else None,
                                    timeout_seconds=120)
-    alice = requests_sent(sfn, execution_arn, len(approvers)).request_for("alice")
+    alice = requests_out(sfn, execution_arn, len(approvers)).request_for("alice")
     sfn.send_task_failure(taskToken=alice.task_token)
     execution = ended(sfn, execution_arn)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
@@ -85,14 +85,14 @@ def test_a_name_with_any_visible_character_is_valid(sfn: Any, machine: tuple[str
     pattern, arn = machine
     approvers = ["alice", name] if pattern == "either-or" else ["alice", "bob", name]
     execution_arn = start_approval(sfn, arn, approvers, timeout_seconds=120)
-    assert name in {r.approver for r in requests_sent(sfn, execution_arn, len(approvers)).requests}
+    assert name in {r.approver for r in requests_out(sfn, execution_arn, len(approvers)).requests}
     sfn.stop_execution(executionArn=execution_arn)
 
 
 def test_send_task_failure_naming_a_delivery_error_that_is_not_retried_fails_closed(
         sfn: Any, either_or: Stack) -> None:
     execution_arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=120)
-    alice = requests_sent(sfn, execution_arn, 2).request_for("alice")
+    alice = requests_out(sfn, execution_arn, 2).request_for("alice")
     sfn.send_task_failure(taskToken=alice.task_token, error="EventBridge.AccessDeniedException")
     execution = ended(sfn, execution_arn)
     assert (execution.status, execution.error, execution.output) == ("FAILED", "ApprovalRequestNotDelivered", None)
@@ -101,9 +101,9 @@ def test_send_task_failure_naming_a_delivery_error_that_is_not_retried_fails_clo
 def test_send_task_failure_naming_a_retried_delivery_error_asks_the_approver_again(
         sfn: Any, either_or: Stack) -> None:
     execution_arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=120)
-    first = requests_sent(sfn, execution_arn, 2).request_for("alice")
+    first = requests_out(sfn, execution_arn, 2).request_for("alice")
     sfn.send_task_failure(taskToken=first.task_token, error="EventBridge.InternalException")
-    again = requests_sent(sfn, execution_arn, 3, timeout=30).request_for("alice")  # after the Retry's interval
+    again = requests_out(sfn, execution_arn, 3, timeout=30).request_for("alice")  # after the Retry's interval
     assert again.task_token != first.task_token
     sfn.send_task_success(taskToken=again.task_token, output=json.dumps({"decision": "approve"}))
     execution = ended(sfn, execution_arn)

@@ -24,7 +24,6 @@ import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -35,6 +34,7 @@ from support import (
     expected,
     last_events,
     latest_tokens,
+    problems_of,
     refusal,
     send_answer,
     wait_until_recorded,
@@ -143,8 +143,7 @@ def run_all(cloud: Cloud, cases: list[Case]) -> list[str]:
     sfn, ddb = cloud.client("stepfunctions"), cloud.client("dynamodb")
     unsettled = [c for c in cases if expected(c[1], c[3], c[2]).settled_after is None]
     ordered = unsettled + [c for c in cases if c not in unsettled]
-    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-        return [p for found in pool.map(lambda case: run_case(sfn, ddb, case), ordered) for p in found]
+    return problems_of(lambda case: run_case(sfn, ddb, case), ordered, workers=CONCURRENCY)
 
 
 @pytest.mark.load

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import answer_at_once, ended, error_code, play, requests_sent, unique
+from support import answer_at_once, ended, error_code, play, requests_out, unique
 
 from earlyexit.approvals import ApprovalError, decide, start_approval
 from earlyexit.history import Exit, read_execution
@@ -46,7 +46,7 @@ def test_first_rejection_rejects(sfn: Any, arn: str, flow: int) -> None:
 
 def test_send_task_failure_counts_as_a_rejection(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    request = next(r for r in requests_sent(sfn, execution_arn, 2).requests if r.approver == "bob")
+    request = next(r for r in requests_out(sfn, execution_arn, 2).requests if r.approver == "bob")
     sfn.send_task_failure(taskToken=request.task_token, error="Declined", cause="over budget")
     execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["rejections"], execution.output["decidedBy"]) == (
@@ -59,7 +59,7 @@ def test_send_task_failure_counts_as_a_rejection(sfn: Any, arn: str) -> None:
 ], ids=repr)
 def test_malformed_decision_counts_as_a_rejection(sfn: Any, arn: str, answer: Any) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    request = requests_sent(sfn, execution_arn, 2).requests[0]
+    request = requests_out(sfn, execution_arn, 2).requests[0]
     sfn.send_task_success(taskToken=request.task_token, output=json.dumps(answer))
     execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["approvals"], execution.output["rejections"]) == (
@@ -153,7 +153,7 @@ def test_invalid_input_fails_naming_the_field_before_any_request(sfn: Any, arn: 
 @pytest.mark.parametrize("timeout_seconds", [1, 31449600])
 def test_timeout_bounds_are_accepted(sfn: Any, arn: str, timeout_seconds: int) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=timeout_seconds)
-    assert len(requests_sent(sfn, execution_arn, 2).requests) == 2
+    assert len(requests_out(sfn, execution_arn, 2).requests) == 2
     sfn.stop_execution(executionArn=execution_arn)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from support import described_end
 
 from earlyexit import engine
 from earlyexit.engine import evaluate_jsonata
@@ -37,15 +38,6 @@ ASK = {
     "Arguments": {"Entries": [{"Source": "engine-test", "DetailType": "Ask",
                                "Detail": {"token": "{% $states.context.Task.Token %}"}}]},
 }
-
-
-def finished(sfn: Any, execution_arn: str, *, timeout: float = 15) -> dict[str, Any]:
-    """DescribeExecution once the execution has ended (WaitTimeout after ``timeout`` seconds)."""
-    def ended() -> dict[str, Any] | None:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        return described if described["status"] != "RUNNING" else None
-
-    return wait_until(ended, timeout=timeout, what=f"the end of {execution_arn}")
 
 
 def events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -132,7 +124,7 @@ def test_string_variables_with_quotes_reach_expressions_unchanged(sfn: Any, mach
     }, "Keep")
     name = 'O\'Brien "the \\ approver"'
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"name": name}))["executionArn"]
-    described = finished(sfn, execution)
+    described = described_end(sfn, execution)
     assert json.loads(described["output"]) == {"name": name, "length": len(name)}
 
 
@@ -148,13 +140,13 @@ def test_choice_assign_and_outer_variables_are_readable_in_parallel_branches(sfn
     }, "Check")
     good = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"who": "ann"}))["executionArn"]
     bad = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"who": ""}))["executionArn"]
-    assert json.loads(finished(sfn, good)["output"]) == ["hi ann"]
-    assert (finished(sfn, bad)["error"], finished(sfn, bad)["cause"]) == ("InvalidInput", "empty")
+    assert json.loads(described_end(sfn, good)["output"]) == ["hi ann"]
+    assert (described_end(sfn, bad)["error"], described_end(sfn, bad)["cause"]) == ("InvalidInput", "empty")
 
 
 def test_undefined_jsonata_result_fails_with_query_evaluation_error(sfn: Any, machine: Any) -> None:
     arn = machine({"Read": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}}, "Read")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
     assert (described["status"], described["error"]) == ("FAILED", "States.QueryEvaluationError")
 
 
@@ -166,7 +158,7 @@ def test_states_error_from_a_branch_reaches_the_parallel_catch_unchanged(sfn: An
             "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Caught"}], "End": True},
         "Caught": {"Type": "Succeed"},
     }, "Race")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
     assert described["status"] == "SUCCEEDED"
 
 
@@ -179,7 +171,7 @@ def test_put_events_failure_is_named_after_eventbridge(sfn: Any, machine: Any) -
                  "End": True},
         "Caught": {"Type": "Pass", "Output": "{% {'error': $states.input.Error} %}", "End": True},
     }, "Send")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
     assert json.loads(described["output"]) == {"error": "EventBridge.ResourceNotFoundException"}
 
 
@@ -190,7 +182,7 @@ def test_dynamodb_task_failing_on_its_own_arguments_keeps_the_error_name(sfn: An
                                  "UpdateExpression": "SET x = :x", "ExpressionAttributeValues": {":x": {"S": "x"}}},
                    "End": True},
     }, "Record")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
     assert (described["status"], described["error"]) == ("FAILED", "States.QueryEvaluationError")
 
 
@@ -244,7 +236,7 @@ def test_token_of_a_flow_stopped_by_the_early_exit_is_refused_while_the_executio
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output="{}")
     assert error_code(error) == "TaskTimedOut"
-    finished(sfn, execution)
+    described_end(sfn, execution)
     after_exit = [e["type"] for e in events(sfn, execution)]
     after_exit = after_exit[after_exit.index("ParallelStateExited"):]
     assert not any(t.startswith("Task") for t in after_exit), after_exit
@@ -261,7 +253,7 @@ def test_flows_stopped_by_the_early_exit_release_their_waiting_threads(sfn: Any,
     baseline = threading.active_count()
     executions = [sfn.start_execution(stateMachineArn=arn)["executionArn"] for _ in range(10)]
     for execution in executions:
-        assert finished(sfn, execution)["status"] == "SUCCEEDED"
+        assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     # Each execution leaves a callback waiting when its Parallel ends: those threads must go.
     wait_until(lambda: threading.active_count() <= baseline, timeout=10,
                what=f"the thread count back at {baseline} (now {threading.active_count()})")
@@ -271,7 +263,7 @@ def test_late_token_after_the_execution_ended_is_refused_with_task_timed_out(
         sfn: Any, waiting_then_cancelled: str) -> None:
     execution = sfn.start_execution(stateMachineArn=waiting_then_cancelled)["executionArn"]
     [token] = task_tokens(sfn, execution, 1)
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output="{}")
     assert error_code(error) == "TaskTimedOut"
@@ -285,7 +277,7 @@ def test_second_answer_on_one_token_is_refused_and_the_first_counts(sfn: Any, ma
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output=json.dumps({"answer": 2}))
     assert error_code(error) == "TaskTimedOut"
-    assert json.loads(finished(sfn, execution)["output"]) == {"answer": 1}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"answer": 1}
 
 
 def test_unknown_token_is_refused_with_invalid_token(sfn: Any) -> None:
@@ -300,7 +292,7 @@ def test_send_task_failure_passes_error_and_cause_to_the_catch(sfn: Any, machine
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     [token] = task_tokens(sfn, execution, 1)
     sfn.send_task_failure(taskToken=token, error="Declined", cause="no budget")
-    assert json.loads(finished(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "no budget"}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "no budget"}
 
 
 def test_decisions_are_accepted_while_other_executions_are_starting(sfn: Any, machine: Any) -> None:
@@ -322,7 +314,7 @@ def test_decisions_are_accepted_while_other_executions_are_starting(sfn: Any, ma
     finally:
         stop.set()
         starter.join()
-    assert {finished(sfn, e)["status"] for e in executions} == {"SUCCEEDED"}
+    assert {described_end(sfn, e)["status"] for e in executions} == {"SUCCEEDED"}
 
 
 # -- StopExecution --------------------------------------------------------------------------
@@ -397,7 +389,7 @@ def test_wait_time_scale_shortens_wait_states_and_retry_intervals(sfn: Any, mach
     engine.set_wait_time_scale(1e-4)
     try:
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-        described = finished(sfn, execution, timeout=30)
+        described = described_end(sfn, execution, timeout=30)
     finally:
         engine.set_wait_time_scale(previous)
     assert described["status"] == "SUCCEEDED"
@@ -426,7 +418,7 @@ def test_failed_map_iteration_stops_the_others_and_their_tokens_are_refused(sfn:
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=tokens[0], output="{}")
     assert error_code(error) == "TaskTimedOut"
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     after = [e["type"] for e in events(sfn, execution)]
     after = after[after.index("MapStateFailed"):]
     assert not any(t.startswith("Task") for t in after), after
@@ -449,7 +441,7 @@ def test_a_map_stopped_by_its_parallel_stops_quietly(sfn: Any, machine: Machine,
     with caplog.at_level(logging.ERROR):
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
         tokens = task_tokens(sfn, execution, 2)
-        assert finished(sfn, execution)["status"] == "SUCCEEDED"
+        assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     for token in tokens:
         with pytest.raises(ClientError) as error:
@@ -473,7 +465,7 @@ def test_flows_stopped_mid_state_end_without_reporting_anything(sfn: Any, machin
     }, "Each")
     with caplog.at_level(logging.WARNING):
         executions = [sfn.start_execution(stateMachineArn=arn)["executionArn"] for _ in range(20)]
-        assert {finished(sfn, e)["status"] for e in executions} == {"SUCCEEDED"}
+        assert {described_end(sfn, e)["status"] for e in executions} == {"SUCCEEDED"}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     for execution in executions:
         after = [e["type"] for e in events(sfn, execution)]
@@ -493,7 +485,7 @@ def test_the_history_names_the_iteration_that_ended_the_map(sfn: Any, machine: M
     execution = sfn.start_execution(stateMachineArn=machine(MAP_OF_THREE, "Each"))["executionArn"]
     tokens = task_tokens(sfn, execution, 3)
     sfn.send_task_failure(taskToken=tokens[2], error="Settled")
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     history = events(sfn, execution)
     failed = [e["mapIterationFailedEventDetails"]["index"] for e in history if e["type"] == "MapIterationFailed"]
     # The iteration whose task received the failure: follow the failure back to its iteration's start.
@@ -525,7 +517,7 @@ def test_the_threads_of_iterations_stopped_by_an_early_exit_end(sfn: Any, machin
     started = set(threading.enumerate()) - before
     assert started, "the execution runs on threads of its own"
     sfn.send_task_failure(taskToken=tokens[0], error="Settled")
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     wait_until(lambda: not any(t.is_alive() for t in started), timeout=10,
                what="the threads of the stopped iterations to end")
 
@@ -538,7 +530,7 @@ def test_states_error_of_a_map_iteration_fails_the_map_with_that_error(sfn: Any,
                  "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Caught"}], "End": True},
         "Caught": {"Type": "Succeed"},
     }, "Each")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
     assert described["status"] == "SUCCEEDED"
 
 
@@ -548,7 +540,7 @@ def test_states_error_of_a_map_iteration_fails_the_map_with_that_error(sfn: Any,
 def test_timed_out_execution_reports_its_stop_date(sfn: Any, machine: Machine) -> None:
     arn = machine({"Long": {"Type": "Wait", "Seconds": 60, "End": True}}, "Long", TimeoutSeconds=1)
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    described = finished(sfn, execution)
+    described = described_end(sfn, execution)
     assert described["status"] == "TIMED_OUT"
     assert described["stopDate"] >= described["startDate"]
     assert events(sfn, execution)[-1]["type"] == "ExecutionTimedOut"
@@ -569,7 +561,7 @@ def test_an_answer_over_262144_characters_is_refused_and_the_task_keeps_waiting(
         "less than or equal to 262144")
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     sfn.send_task_success(taskToken=token, output=json.dumps({"note": "short"}))
-    assert json.loads(finished(sfn, execution)["output"]) == {"note": "short"}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"note": "short"}
 
 
 @pytest.mark.parametrize(("error", "cause", "message"), [
@@ -591,7 +583,7 @@ def test_a_failure_with_too_long_an_error_or_cause_is_refused_and_the_task_keeps
         sfn.send_task_failure(taskToken=token, **{k: v for k, v in (("error", error), ("cause", cause)) if v})
     assert (error_code(refused), refused.value.response["Error"]["Message"]) == ("ValidationException", message)
     sfn.send_task_failure(taskToken=token, error="Declined", cause="c" * 32_768)
-    assert json.loads(finished(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "c" * 32_768}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "c" * 32_768}
 
 
 def test_an_answer_that_is_not_json_is_refused_with_invalid_output(sfn: Any, machine: Machine) -> None:
@@ -602,7 +594,7 @@ def test_an_answer_that_is_not_json_is_refused_with_invalid_output(sfn: Any, mac
         sfn.send_task_success(taskToken=token, output="{not json")
     assert error_code(refused) == "InvalidOutput"
     sfn.send_task_success(taskToken=token, output="{}")
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
 
 
 # -- engine faults ------------------------------------------------------------------------------
@@ -619,7 +611,7 @@ def test_an_exception_inside_the_engine_fails_the_execution_and_is_logged(
     arn = machine({"Done": {"Type": "Succeed"}}, "Done")
     with caplog.at_level(logging.ERROR, logger="earlyexit.engine"):
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-        described = finished(sfn, execution)
+        described = described_end(sfn, execution)
     assert (described["status"], described["error"], described["cause"]) == (
         "FAILED", "States.Runtime", "engine fault: RuntimeError: a fix broke")
     assert events(sfn, execution)[-1]["type"] == "ExecutionFailed"

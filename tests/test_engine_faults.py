@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ApprovalInbox
-from test_engine import Machine, error_code, events, finished, task_tokens
+from support import described_end
+from test_engine import Machine, error_code, events, task_tokens
 
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.engine.services import error_name
@@ -77,7 +78,7 @@ def test_a_call_that_fails_before_applying_writes_nothing_and_retry_repeats_it(
     arn = machine({"Record": record(table, key, Retry=RETRY_ONCE, End=True)}, "Record")
     faults.add(FaultRule(state_machine_arn=arn, state="Record", fault=Fault.fail("InternalServerError")))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert task_events(sfn, execution) == [("TaskFailed", "DynamoDB.InternalServerErrorException"),
                                            ("TaskSucceeded", None)]
     assert count(cloud, table, key) == 1, "only the retry applied"
@@ -92,7 +93,7 @@ def test_a_lost_response_fails_the_task_after_the_write_landed(
     faults.add(FaultRule(state_machine_arn=arn, state="Record",
                          fault=Fault.lost_response("ProvisionedThroughputExceededException")))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert task_events(sfn, execution) == [("TaskFailed", "DynamoDB.ProvisionedThroughputExceededException"),
                                            ("TaskSucceeded", None)]
     assert count(cloud, table, key) == 2, "the lost attempt's write and the retry's"
@@ -104,7 +105,7 @@ def test_a_duplicated_request_applies_twice_within_one_attempt(
     arn = machine({"Record": record(table, key, End=True)}, "Record")
     faults.add(FaultRule(state_machine_arn=arn, state="Record", fault=Fault.duplicate()))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert (task_events(sfn, execution), count(cloud, table, key)) == ([("TaskSucceeded", None)], 2)
 
 
@@ -114,7 +115,7 @@ def test_a_delayed_call_still_applies_and_succeeds(
     arn = machine({"Record": record(table, key, End=True)}, "Record")
     faults.add(FaultRule(state_machine_arn=arn, state="Record", fault=Fault.delay(0.2, after=True)))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert count(cloud, table, key) == 1
     assert [f.fault for f in faults.fired(execution_arn=execution)] == [Fault.delay(0.2, after=True)]
 
@@ -133,7 +134,7 @@ def test_a_held_call_waits_until_released(
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     assert task_events(sfn, execution) == []
     held.release()
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert count(cloud, table, key) == 1
 
 
@@ -147,7 +148,7 @@ def test_a_held_call_is_released_when_its_execution_stops(
     sfn.stop_execution(executionArn=execution)
     # The request was in flight: it reaches DynamoDB, nobody waits for its answer.
     wait_until(lambda: count(cloud, table, key) == 1, timeout=10, what="the released call's write")
-    assert finished(sfn, execution)["status"] == "ABORTED"
+    assert described_end(sfn, execution)["status"] == "ABORTED"
     assert task_events(sfn, execution) == []
 
 
@@ -157,7 +158,7 @@ def test_a_hold_never_released_fails_the_task_at_its_deadline_and_is_logged(
     faults.add(FaultRule(state_machine_arn=arn, state="Record", fault=Fault.hold(deadline=0.3)))
     with caplog.at_level(logging.ERROR, logger="earlyexit.engine"):
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-        described = finished(sfn, execution)
+        described = described_end(sfn, execution)
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
     assert "not released within 0.3 s" in described["cause"]
     assert any("not released within 0.3 s" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
@@ -177,7 +178,7 @@ def test_a_rule_can_select_one_map_iteration_and_every_attempt(
     faults.add(FaultRule(state_machine_arn=arn, state="Record", iteration=1, attempt=None,
                          fault=Fault.fail("ThrottlingException")))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    described = finished(sfn, execution)
+    described = described_end(sfn, execution)
     assert [o == "gave up" for o in json.loads(described["output"])] == [False, True, False]
     assert [count(cloud, table, f"{prefix}{i}") for i in range(3)] == [1, 0, 1]
     assert [(f.iteration, f.attempt) for f in faults.fired(execution_arn=execution)] == [(1, 0), (1, 1)]
@@ -192,7 +193,7 @@ def test_a_rule_can_select_one_execution(
                          fault=Fault.fail("InternalServerError")))
     assert sfn.start_execution(stateMachineArn=arn, name=name)["executionArn"] == faulty
     other = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert (finished(sfn, faulty)["status"], finished(sfn, other)["status"]) == ("FAILED", "SUCCEEDED")
+    assert (described_end(sfn, faulty)["status"], described_end(sfn, other)["status"]) == ("FAILED", "SUCCEEDED")
 
 
 def test_wait_fired_raises_wait_timeout_when_nothing_fires() -> None:
@@ -231,7 +232,7 @@ def test_a_duplicated_put_events_delivers_two_events_with_the_same_token(
     with pytest.raises(ClientError) as again:
         sfn.send_task_success(taskToken=token, output=json.dumps({"answer": 2}))
     assert error_code(again) == "TaskTimedOut"
-    assert json.loads(finished(sfn, execution)["output"]) == {"answer": 1}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"answer": 1}
 
 
 def test_the_token_of_a_failed_attempt_is_refused_and_each_retry_asks_with_a_new_token(
@@ -247,7 +248,7 @@ def test_the_token_of_a_failed_attempt_is_refused_and_each_retry_asks_with_a_new
         sfn.send_task_success(taskToken=first, output=json.dumps({"answer": "to the failed attempt"}))
     assert error_code(refused) == "TaskTimedOut"
     sfn.send_task_success(taskToken=second, output=json.dumps({"answer": "to the retry"}))
-    assert json.loads(finished(sfn, execution)["output"]) == {"answer": "to the retry"}
+    assert json.loads(described_end(sfn, execution)["output"]) == {"answer": "to the retry"}
     assert failures(sfn, execution)[0]["error"] == "EventBridge.InternalException"
 
 
@@ -262,7 +263,7 @@ def test_retry_on_states_task_failed_retries_dynamodb_and_eventbridge_failures(
     faults.add(FaultRule(state_machine_arn=arn, state="Send", fault=Fault.fail("ThrottlingException")))
     faults.add(FaultRule(state_machine_arn=arn, state="Record", fault=Fault.fail("RequestLimitExceeded")))
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert task_events(sfn, execution) == [
         ("TaskFailed", "EventBridge.ThrottlingException"), ("TaskSucceeded", None),
         ("TaskFailed", "DynamoDB.RequestLimitExceededException"), ("TaskSucceeded", None)]
@@ -292,7 +293,7 @@ def test_service_errors_are_named_after_the_sdk_exception_with_the_sdk_cause(
          "Arguments": {"Entries": [{"Source": "engine-test", "DetailType": "t", "Detail": {}}]}}
     arn = machine({"Call": task}, "Call")
     faults.add(FaultRule(state_machine_arn=arn, state="Call", fault=Fault.fail(code, cause="what the service said")))
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
     assert (described["status"], described["error"]) == ("FAILED", expected)
     cause = SDK_CAUSE.match(described["cause"])
     assert cause is not None, described["cause"]
@@ -304,7 +305,7 @@ def test_service_errors_are_named_after_the_sdk_exception_with_the_sdk_cause(
 def test_a_real_dynamodb_error_is_named_and_explained_as_on_aws(sfn: Any, machine: Machine) -> None:
     arn = machine({"Read": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "End": True,
                             "Arguments": {"TableName": "no-such-table", "Key": {"id": {"S": "x"}}}}}, "Read")
-    described = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
     assert described["error"] == "DynamoDB.ResourceNotFoundException"
     cause = SDK_CAUSE.match(described["cause"])
     assert cause is not None and (cause["client"], cause["status"], cause["code"]) == (
@@ -342,5 +343,5 @@ def test_mock_config_extension_responses_call_the_real_service(
     retry = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}]
     arn = machine({"Record": record(table, key, Retry=retry, End=True)}, "Record")
     execution = run_test_case(sfn, arn, tmp_path, monkeypatch, "Record", responses)
-    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+    assert described_end(sfn, execution)["status"] == "SUCCEEDED"
     assert (count(cloud, table, key), task_events(sfn, execution)) == (writes, tasks)

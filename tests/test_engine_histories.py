@@ -16,7 +16,8 @@ from moto.core.serialize import JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
-from test_engine import ASK, Machine, error_code, events, finished, task_tokens
+from support import described_end
+from test_engine import ASK, Machine, error_code, events, task_tokens
 
 from earlyexit import engine
 from earlyexit.engine.histories import describe_output, encoder, history_page
@@ -71,7 +72,7 @@ def variety(sfn: Any, role_arn: str) -> list[str]:  # noqa: F811
     sfn.stop_execution(executionArn=stopped, error="Withdrawn", cause="the request was withdrawn")
     arns += [answered, stopped, sfn.start_execution(stateMachineArn=slow)["executionArn"]]
     for arn in arns:
-        finished(sfn, arn)
+        described_end(sfn, arn)
     return arns
 
 
@@ -118,7 +119,7 @@ def test_history_pages_hold_100_events_unless_asked_otherwise(sfn: Any, machine:
         "ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Item", "States": {
             "Item": {"Type": "Pass", "End": True}}}, "End": True}}, "Each")
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    finished(sfn, execution)
+    described_end(sfn, execution)
     first = sfn.get_execution_history(executionArn=execution)
     second = sfn.get_execution_history(executionArn=execution, nextToken=first["nextToken"])
     assert len(first["events"]) == 100 and "nextToken" in first
@@ -165,7 +166,7 @@ def test_the_engine_keeps_only_the_newest_finished_executions(cloud: Cloud, role
     tokens = [task_tokens(sfn, e, 1)[0] for e in executions]
     for execution, token in zip(executions, tokens, strict=True):  # they end in order: the first two go
         sfn.send_task_success(taskToken=token, output="{}")
-        finished(sfn, execution)
+        described_end(sfn, execution)
     assert sorted(e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]) == \
         sorted(executions[2:])
     with pytest.raises(ClientError) as gone:

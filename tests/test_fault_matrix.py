@@ -21,14 +21,25 @@ import datetime
 import itertools
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from conftest import ApprovalInbox
-from support import Answer, ended, refusal, requests_sent, send_answer, wait_until_counted, wait_until_recorded
+from support import (
+    ended,
+    expected,
+    in_order,
+    problems_of,
+    refusal,
+    requests_out,
+    send_answer,
+    settle,
+    tallies,
+    wait_until_counted,
+    wait_until_recorded,
+)
 
 from earlyexit.engine import Fault, FaultRule
 from earlyexit.history import Execution
@@ -81,7 +92,7 @@ class Case:
 
     def asked(self, count: int | None = None) -> Execution:
         """The execution once ``count`` requests (default: one per approver) are out; remembers the live tokens."""
-        execution = requests_sent(self.sfn, self.arn, count or len(self.approvers))
+        execution = requests_out(self.sfn, self.arn, count or len(self.approvers))
         self.tokens = {a: r.task_token for a in self.approvers if (r := execution.request_for(a)) is not None}
         return execution
 
@@ -106,35 +117,8 @@ class Case:
             fired.release()
 
 
-def settle(approvers: Sequence[str], quorum: int, reads: Sequence[tuple[str, set[str], set[str]]]
-           ) -> tuple[str, str | None, int | None]:
-    """(outcome, decidedBy, index of the settling read) for flows that read these tallies, in this order:
-    each read is (reader, approvals, rejections). None settles: TIMED_OUT at the deadline."""
-    for index, (reader, approvals, rejections) in enumerate(reads):
-        if len(approvals) >= quorum:
-            return "APPROVED", reader, index
-        if len(rejections) > len(approvers) - quorum:
-            return "REJECTED", reader, index
-    return "TIMED_OUT", None, None
-
-
-def tallies(answers: Sequence[Answer]) -> Iterator[tuple[set[str], set[str]]]:
-    """The tally after each answer."""
-    approvals: set[str] = set()
-    rejections: set[str] = set()
-    for approver, kind in answers:
-        (approvals if kind == "approve" else rejections).add(approver)
-        yield set(approvals), set(rejections)
-
-
-def listed(approvers: Sequence[str], names: set[str]) -> list[str]:
-    return [a for a in approvers if a in names]
-
-
 def run_all(cases: list[Any], play: Callable[[Any], list[str]]) -> None:
-    with ThreadPoolExecutor(max_workers=24) as pool:
-        problems = [p for found in pool.map(play, cases) for p in found]
-    assert problems == []
+    assert problems_of(play, cases, workers=24) == []
 
 
 # -- a tally write applies, its response is lost; another decision lands while the retry waits -------------
@@ -145,8 +129,7 @@ LOST_WRITE_CASES = [
     for order in (APPROVERS, APPROVERS[1:] + APPROVERS[:1], APPROVERS[2:] + APPROVERS[:2])
     for decisions in itertools.product(("approve", "reject"), repeat=3)
     for position in (0, 1)
-    if position == 0 or settle(APPROVERS, k, [(order[0], *t) for t in tallies([(order[0], decisions[0])])])[0]
-    == "TIMED_OUT"
+    if position == 0 or expected(APPROVERS, [(order[0], decisions[0])], k).settled_after is None
 ]
 
 
@@ -162,11 +145,12 @@ def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], 
     answers = list(zip(order, decisions))
     prior, (x, x_kind), (y, y_kind), rest = answers[:position], answers[position], answers[position + 1], \
         answers[position + 2:]
-    # What the flows read: the prior ones their own tallies, then Y and X's retry both read prior + X + Y.
-    after = list(tallies(prior + [(x, x_kind), (y, y_kind)]))
-    reads = [(a, *t) for (a, _), t in zip(prior, tallies(prior))] + [(y, *after[-1]), (x, *after[-1])]
-    reads += [(a, *t) for (a, _), t in zip(rest, list(tallies(prior + [(x, x_kind), (y, y_kind)] + rest))[-len(rest):])
-              ] if rest else []
+    # The writes land in the order prior, X, Y, rest; each flow reads the tally its write returns, but X's
+    # (retried) flow reads it only after Y's: both read prior + X + Y.
+    after = tallies(prior + [(x, x_kind), (y, y_kind)] + rest)
+    n = len(prior)
+    reads = [(a, *after[i]) for i, (a, _) in enumerate(prior)] + [(y, *after[n + 1]), (x, *after[n + 1])]
+    reads += [(a, *after[n + 2 + j]) for j, (a, _) in enumerate(rest)]
     outcome, decided_by, settled_at = settle(APPROVERS, k, reads)
     case = Case(cloud, stack, APPROVERS, k, SETTLES_AT_DEADLINE if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS)
     case.inject(QUORUM.RECORD, LOST_WRITE, attempt=0, approver=x)
@@ -186,24 +170,19 @@ def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], 
             case.outcome()
         retry.release()
         wait_until_counted(case.sfn, case.arn, x)  # X's retry reads the tally before anyone else answers
-        sent = len(prior) + 2
-        for approver, kind in rest:
-            if settled_at is not None and sent > settled_at:
+        for index, (approver, kind) in enumerate(rest, start=n + 2):
+            if settled_at is not None and index > settled_at:
                 case.outcome()
                 if (code := case.answer(approver, kind)) != "TaskTimedOut":
                     problems.append(f"{approver}'s late answer got {code}")
                 continue
             case.answer(approver, kind)
             case.recorded(approver)
-            sent += 1
         execution = case.outcome()
-        final = after[-1] if not rest else list(tallies(prior + [(x, x_kind), (y, y_kind)] + rest))[-1]
-        wanted = {"outcome": outcome, "decidedBy": decided_by}
-        if settled_at is not None:  # the lists hold what was in the tally the settling flow read
-            wanted |= {"approvals": listed(APPROVERS, reads[settled_at][1]),
-                       "rejections": listed(APPROVERS, reads[settled_at][2])}
-        else:
-            wanted |= {"approvals": listed(APPROVERS, final[0]), "rejections": listed(APPROVERS, final[1])}
+        # The lists hold what was in the tally the settling flow read, or at the deadline every answer.
+        _, approvals, rejections = reads[settled_at] if settled_at is not None else (None, *after[-1])
+        wanted = {"outcome": outcome, "decidedBy": decided_by, "approvals": in_order(APPROVERS, approvals),
+                  "rejections": in_order(APPROVERS, rejections)}
         got = {key: (execution.output or {}).get(key) for key in wanted}
         if execution.status != "SUCCEEDED" or got != wanted:
             problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "
@@ -241,12 +220,9 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
     others = [a for a in approvers[approvers.index(x) + 1:] + approvers[:approvers.index(x)]]
     y, rest = others[0], others[1:]
     order = [(y, decisions[y]), (x, decisions[x]), *((a, decisions[a]) for a in rest)]
-    reads = [(a, *t) for (a, _), t in zip(order, tallies(order))]
-    if k is None:
-        outcome, decided_by, settled_at = ("APPROVED" if decisions[y] == "approve" else "REJECTED"), y, 0
-    else:
-        outcome, decided_by, settled_at = settle(approvers, k, reads)
-    case = Case(cloud, stack, approvers, k, SETTLES_AT_DEADLINE if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS)
+    rule = expected(approvers, order, k)  # X's decision counts after Y's: the order the answers land in
+    settled_at = None if rule.settled_after is None else rule.settled_after - 1
+    case = Case(cloud, stack, approvers, k, SETTLES_AT_DEADLINE if settled_at is None else SETTLES_BY_ANSWERS)
     ask = QUORUM.ASK if k is not None else EITHER_OR.ask(approvers.index(x) + 1)
     case.inject(ask, LOST_EVENT, attempt=0, approver=x)
     case.inject(ask, HELD, attempt=1, approver=x)
@@ -280,10 +256,8 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
         execution = case.outcome()
         if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
             problems.append(f"after the end, an answer on the first attempt's token got {code}")
-        answered = order if settled_at is None else order[:settled_at + 1]
-        final = list(tallies(answered))[-1]
-        wanted = {"outcome": outcome, "decidedBy": decided_by, "approvals": listed(approvers, final[0]),
-                  "rejections": listed(approvers, final[1])}
+        wanted = {"outcome": rule.outcome, "decidedBy": rule.decided_by, "approvals": rule.approvals,
+                  "rejections": rule.rejections}
         got = {key: (execution.output or {}).get(key) for key in wanted}
         if execution.status != "SUCCEEDED" or got != wanted:
             problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "

@@ -17,7 +17,7 @@ from support import (
     error_code,
     expected,
     play,
-    requests_sent,
+    requests_out,
     send_answer,
     unique,
     wait_until_counted,
@@ -98,7 +98,7 @@ def test_one_of_three_is_met_by_the_first_approval(sfn: Any, arn: str) -> None:
 
 def test_three_of_three_needs_every_approval(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), quorum=3, timeout_seconds=120)
-    tokens = {r.approver: r.task_token for r in requests_sent(sfn, execution_arn, 3).requests}
+    tokens = {r.approver: r.task_token for r in requests_out(sfn, execution_arn, 3).requests}
     for approver in ("bob", "alice"):
         send_answer(sfn, tokens[approver], "approve")
         wait_until_counted(sfn, execution_arn, approver)
@@ -164,7 +164,7 @@ def test_rejections_beyond_n_minus_k_make_the_quorum_unreachable(sfn: Any, arn: 
 def test_forty_approvers_are_all_asked_at_once(sfn: Any, arn: str) -> None:
     approvers = board(40)
     execution_arn = start_approval(sfn, arn, approvers, quorum=40, timeout_seconds=300)
-    execution = requests_sent(sfn, execution_arn, 40)
+    execution = requests_out(sfn, execution_arn, 40)
     assert sorted(r.approver for r in execution.requests) == approvers
     assert [r.approver for r in execution.pending] == approvers
     sfn.stop_execution(executionArn=execution_arn)
@@ -287,7 +287,7 @@ def test_invalid_input_fails_naming_the_field_and_rule_before_any_request_or_wri
                                              {"approvers": list(APPROVERS), "quorum": 2.0}], ids=["2", "40", "2.0"])
 def test_boundary_inputs_are_accepted(sfn: Any, arn: str, execution_input: dict[str, Any]) -> None:
     execution_arn = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))["executionArn"]
-    assert len(requests_sent(sfn, execution_arn, len(execution_input["approvers"])).requests) == len(
+    assert len(requests_out(sfn, execution_arn, len(execution_input["approvers"])).requests) == len(
         execution_input["approvers"])
     sfn.stop_execution(executionArn=execution_arn)
 

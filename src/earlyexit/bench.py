@@ -37,7 +37,7 @@ from rich.table import Table as RichTable
 
 from earlyexit import states
 from earlyexit.approvals import decide, send_at_once, start_approval, wait_for_outcome, wait_for_requests
-from earlyexit.history import Execution, history_events, read_execution, state_transitions
+from earlyexit.history import Execution, history_events, read_execution, requests_sent, state_transitions
 from earlyexit.local import PATTERNS, Cloud, embedded_cloud
 from earlyexit.polling import wait_until
 
@@ -268,15 +268,8 @@ class LoadResult:
 
 
 def _asked(sfn: Any, execution_arn: str, count: int) -> dict[str, str] | None:
-    """Each approver's task token once ``count`` approvers have been asked (None before), read from the history:
-    the parameters of the tasks that sent the ApprovalRequested events."""
-    tokens = {}
-    for event in history_events(sfn, execution_arn):
-        details = event.get("taskScheduledEventDetails")
-        if details and details["resource"] == states.ASK_RESOURCE:
-            detail = json.loads(details["parameters"])["Entries"][0]["Detail"]
-            detail = json.loads(detail) if isinstance(detail, str) else detail
-            tokens[detail["approver"]] = detail["taskToken"]
+    """Each approver's latest task token once ``count`` approvers have been asked (None before)."""
+    tokens = {r.approver: r.task_token for r in requests_sent(history_events(sfn, execution_arn))}
     return tokens if len(tokens) >= count else None
 
 

@@ -25,6 +25,7 @@ Catch see what they would see on AWS. Every fault that fires is logged in
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import enum
 import logging
@@ -161,17 +162,11 @@ class _Call:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FiredFault:
+class FiredFault(_Call):
     """A fault that fired: on which call, from which rule (None: the mock config file), when."""
 
     fault: Fault
     rule: FaultRule | None
-    service: str
-    state_machine_arn: str
-    execution_arn: str
-    state: str
-    attempt: int
-    iteration: int | None
     at: datetime.datetime
     _released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -231,10 +226,8 @@ class FaultInjector:
             rule = None if mocked is not None else next((r for r in self._rules if r.matches(call)), None)
             if mocked is None and rule is None:
                 return None
-            fired = FiredFault(fault=mocked or rule.fault, rule=rule, service=call.service,  # type: ignore[union-attr]
-                               state_machine_arn=call.state_machine_arn, execution_arn=call.execution_arn,
-                               state=call.state, attempt=call.attempt, iteration=call.iteration,
-                               at=datetime.datetime.now(tz=datetime.timezone.utc))
+            fired = FiredFault(**dataclasses.asdict(call), fault=mocked or rule.fault,  # type: ignore[union-attr]
+                               rule=rule, at=datetime.datetime.now(tz=datetime.timezone.utc))
             self._fired.append(fired)
             return fired
 
