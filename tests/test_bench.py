@@ -49,8 +49,9 @@ def test_polling_adds_three_transitions_per_five_seconds_per_approver_flow() -> 
 
 
 def test_every_table_renders_at_80_columns_with_every_number_whole(measured: list[Measurement]) -> None:
-    load = LoadResult(executions=1_000, approvers=3, already_in_engine=5_000, seconds=123.4, decided=1_000, hangs=0,
-                      lost_decisions=0, wrong_outcomes=0, refused_answers=1_234, errors=0)
+    load = LoadResult(executions=1_000, approvers=3, in_flight=4, already_in_engine=5_000, first_start=1_000.0,
+                      last_stop=1_123.4, decided=1_000, hangs=0, lost_decisions=0, wrong_outcomes=0,
+                      refused_answers=1_234, errors=0, engines=2)
     tables = report(measured, measured, [load, load], runs=2, retained=123_456.0)
     text = render(tables, "footer", width=80)
     assert max(len(line) for line in text.splitlines()) <= 80

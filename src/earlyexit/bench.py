@@ -20,14 +20,16 @@ import io
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import sys
+import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,9 +43,9 @@ from earlyexit.history import Execution, history_events, read_execution, request
 from earlyexit.local import PATTERNS, Cloud, embedded_cloud
 from earlyexit.polling import wait_until
 
-__all__ = ["LOAD_WORKERS", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "Scenario", "Table",
-           "Usage", "approvers", "main", "measure", "polling_transitions", "render", "report", "retained_bytes",
-           "run_load"]
+__all__ = ["LOAD_IN_FLIGHT", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "Scenario", "Table",
+           "Usage", "approvers", "combined", "main", "measure", "polling_transitions", "render", "report",
+           "retained_bytes", "run_load", "run_load_on_engines"]
 
 # us-east-1 list prices, in dollars per request.
 PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard: $0.025 per 1,000 state transitions
@@ -60,7 +62,9 @@ WAITS = (("1 minute", 60), ("1 hour", 3_600), ("1 day", 86_400))
 # GIL with the client's, and executions in flight together measure contention, not the workflow. Timeout runs
 # mostly wait, so several run at once (their deadlines then fire together: deadline -> end is an upper bound).
 TIMEOUT_CONCURRENCY = 5
-LOAD_WORKERS = 16  # executions in flight in the load variant
+# Executions in flight per engine in the load variant. One engine is one Python process: its threads share a
+# GIL, so more in flight adds contention, not throughput (docs/benchmark.md has the curve).
+LOAD_IN_FLIGHT = 4
 LOAD_TIMEOUT_SECONDS = 3_600  # deadline of load executions: a lost decision shows as a hang, not TIMED_OUT
 LOAD_PATIENCE = 300.0  # seconds an execution may take to send its requests, and the checks to see every end
 SCALE_APPROVERS = (3, 5, 10, 40)  # quorum sizes whose cost per execution is measured
@@ -245,18 +249,25 @@ def polling_transitions(measured: Usage, approver_flows: int, wait_seconds: int)
 
 @dataclass(frozen=True)
 class LoadResult:
-    """N quorum executions, each answered by all its approvers at once."""
+    """N quorum executions, each answered by all its approvers at once, on one engine or several."""
 
     executions: int
     approvers: int
-    already_in_engine: int  # executions the engine held before the first start
-    seconds: float  # first start to the last execution's stopDate
+    in_flight: int  # executions in flight per engine
+    already_in_engine: int  # finished executions each engine held before the first start
+    first_start: float  # epoch seconds: the first execution started
+    last_stop: float  # epoch seconds: the last execution's stopDate
     decided: int  # ended with the right outcome, nothing lost
     hangs: int
     lost_decisions: int
     wrong_outcomes: int
     refused_answers: int  # TaskTimedOut: an answer after the outcome, refused as on AWS
     errors: int  # any other error answering
+    engines: int = 1  # engines (processes) the executions were spread over
+
+    @property
+    def seconds(self) -> float:
+        return self.last_stop - self.first_start
 
     @property
     def per_second(self) -> float:
@@ -265,6 +276,16 @@ class LoadResult:
     @property
     def failures(self) -> int:
         return self.hangs + self.lost_decisions + self.wrong_outcomes + self.errors
+
+
+def combined(results: Sequence[LoadResult]) -> LoadResult:
+    """Loads that ran at the same time on separate engines, as one: their counts added, from the first start of
+    any to the last stop of any."""
+    first = results[0]
+    return replace(first, executions=sum(r.executions for r in results), engines=sum(r.engines for r in results),
+                   first_start=min(r.first_start for r in results), last_stop=max(r.last_stop for r in results),
+                   **{name: sum(getattr(r, name) for r in results) for name in (
+                       "decided", "hangs", "lost_decisions", "wrong_outcomes", "refused_answers", "errors")})
 
 
 def _asked(sfn: Any, execution_arn: str, count: int) -> dict[str, str] | None:
@@ -364,30 +385,35 @@ def _prefill(sfn: Any, state_machine_arn: str, count: int) -> None:
         return sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps({"approvers": []}))[
             "executionArn"]
 
-    with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         started = list(pool.map(start, range(count)))
     for execution_arn in started:
         wait_until(lambda arn=execution_arn: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
                    timeout=LOAD_PATIENCE, what=f"the end of {execution_arn}")
 
 
-def run_load(cloud: Cloud, count: int, *, workers: int = LOAD_WORKERS, approver_count: int = 3,
-             already_in_engine: int = 0) -> LoadResult:
-    """Run ``count`` quorum executions of ``approver_count`` approvers, ``workers`` at a time (every quorum and
-    every approve/reject mix in turn), each answered by all its approvers at once; then check every outcome.
-    ``already_in_engine`` finished executions of the same state machine are made first."""
+def run_load(cloud: Cloud, count: int, *, in_flight: int = LOAD_IN_FLIGHT, approver_count: int = 3,
+             already_in_engine: int = 0, first_plan: int = 0,
+             when_ready: Callable[[], None] | None = None) -> LoadResult:
+    """Run ``count`` quorum executions of ``approver_count`` approvers, ``in_flight`` at a time (every quorum and
+    every approve/reject mix in turn, from mix number ``first_plan``), each answered by all its approvers at
+    once; then check every outcome. ``already_in_engine`` finished executions of the same state machine are made
+    first; ``when_ready`` is called after the warm-up, just before the clock starts."""
     stack = cloud.deploy("quorum", stack_name=f"earlyexit-bench-load-{uuid.uuid4().hex[:8]}")
     sfn, ddb = cloud.client("stepfunctions"), cloud.client("dynamodb")
     arn = stack.outputs["StateMachineArn"]
     names = approvers(approver_count)
     mixes = [(q, d) for q in range(1, approver_count + 1)
              for d in itertools.product(("approve", "reject"), repeat=approver_count)]
-    plans = [mixes[(i * 7919) % len(mixes)] for i in range(count)]  # a spread of mixes, whatever the count
+    # A spread of mixes, whatever the count.
+    plans = [mixes[(i * 7919) % len(mixes)] for i in range(first_plan, first_plan + count)]
     _prefill(sfn, arn, already_in_engine)
     # Warm-up, before the clock: the first calls load botocore's models and compile expressions.
     wait_for_outcome(sfn, _answer(sfn, arn, names, mixes[0])[0], timeout=LOAD_PATIENCE)
+    if when_ready is not None:
+        when_ready()
     began = time.time()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
         answered = list(pool.map(lambda plan: _answer(sfn, arn, names, plan), plans))
         deadline = time.monotonic() + LOAD_PATIENCE
         verdicts = list(pool.map(lambda done, plan: _check(
@@ -396,12 +422,33 @@ def run_load(cloud: Cloud, count: int, *, workers: int = LOAD_WORKERS, approver_
     codes = [code for _, codes in answered for code in codes]
     ended = [v.stopped_at for v in verdicts if v.stopped_at is not None]
     return LoadResult(
-        executions=count, approvers=approver_count, already_in_engine=already_in_engine,
-        seconds=(max(ended) if ended else time.time()) - began,
+        executions=count, approvers=approver_count, in_flight=in_flight, already_in_engine=already_in_engine,
+        first_start=began, last_stop=max(ended) if ended else time.time(),
         decided=sum(1 for v in verdicts if v.stopped_at is not None and not v.wrong and not v.lost),
         hangs=sum(1 for v in verdicts if v.stopped_at is None), lost_decisions=sum(v.lost for v in verdicts),
         wrong_outcomes=sum(v.wrong for v in verdicts), refused_answers=codes.count("TaskTimedOut"),
         errors=sum(1 for c in codes if c not in (None, "TaskTimedOut")))
+
+
+def _load_on_own_engine(count: int, in_flight: int, already_in_engine: int, first_plan: int,
+                        ready: threading.Barrier) -> LoadResult:
+    """:func:`run_load` on an engine of this process's own, starting the clock once every engine is ready."""
+    with embedded_cloud() as cloud:
+        return run_load(cloud, count, in_flight=in_flight, already_in_engine=already_in_engine,
+                        first_plan=first_plan, when_ready=lambda: ready.wait(timeout=LOAD_PATIENCE))
+
+
+def run_load_on_engines(count: int, *, engines: int, in_flight: int = LOAD_IN_FLIGHT,
+                        already_in_engine: int = 0) -> LoadResult:
+    """:func:`run_load` spread over ``engines`` embedded engines, each in a process of its own (one Python process
+    uses one core at a time, whatever its threads), all starting together; ``already_in_engine`` is per engine."""
+    context = multiprocessing.get_context("spawn")  # the engine's threads must not be forked
+    shares = [count // engines + (1 if i < count % engines else 0) for i in range(engines)]
+    with context.Manager() as manager, ProcessPoolExecutor(max_workers=engines, mp_context=context) as pool:
+        ready = manager.Barrier(engines)
+        runs = [pool.submit(_load_on_own_engine, share, in_flight, already_in_engine, sum(shares[:i]), ready)
+                for i, share in enumerate(shares)]
+        return combined([run.result(timeout=4 * LOAD_PATIENCE) for run in runs])
 
 
 # -- report -------------------------------------------------------------------------------
@@ -516,29 +563,33 @@ def _polling_table(measurements: list[Measurement]) -> Table:
 
 
 def _load_table(loads: list[LoadResult], retained: float | None) -> Table:
-    rows = [[f"{load.executions:,}", f"{load.already_in_engine:,}", f"{load.seconds:.1f}", f"{load.per_second:.1f}",
-             f"{load.decided:,}", str(load.hangs), str(load.lost_decisions), str(load.wrong_outcomes),
-             str(load.errors), f"{load.refused_answers:,}"] for load in loads]
+    rows = [[str(load.engines), f"{load.executions:,}", f"{load.already_in_engine:,}", f"{load.seconds:.1f}",
+             f"{load.per_second:.1f}", f"{load.decided:,}", str(load.hangs), str(load.lost_decisions),
+             str(load.wrong_outcomes), str(load.errors), f"{load.refused_answers:,}"] for load in loads]
+    in_flight = loads[0].in_flight
     return Table(
-        f"Load: quorum executions of {loads[0].approvers} approvers, {LOAD_WORKERS} in flight, each answered by "
-        f"all its approvers at the same instant ({os.cpu_count()} cores)",
-        [">executions", ">already in the engine", ">wall time s", ">decided / s", ">decided", ">hangs",
+        f"Load: quorum executions of {loads[0].approvers} approvers, {in_flight} in flight per engine, each "
+        f"answered by all its approvers at the same instant ({os.cpu_count()} cores)",
+        [">engines", ">executions", ">already in each engine", ">wall time s", ">decided / s", ">decided", ">hangs",
          ">lost decisions", ">wrong outcomes", ">other errors", ">late answers refused"],
         rows,
-        [(f"Every quorum from 1 to {loads[0].approvers} with every approve/reject mix of the approvers, spread "
-          f"over the executions. {LOAD_WORKERS} client threads each start an execution, poll its history "
-          "(from 20 ms, backing off to 100 ms) until its requests are out, answer them from threads released "
-          "together, and go on to the next one. One warm-up execution runs before the clock. Wall time runs from the first start to the last "
-          "stopDate; decided / s = correctly decided executions / wall time. Every history and tally item is "
-          "checked after that."),
-         ("already in the engine: finished executions of the same state machine made before the clock (input "
+        [("engines: embedded engines the executions are spread over, each in a Python process of its own (the "
+          "threads of one process share one GIL, so one engine uses one core at a time), all starting their "
+          "clocks together."),
+         (f"Every quorum from 1 to {loads[0].approvers} with every approve/reject mix of the approvers, spread "
+          f"over the executions. In each engine's process, {in_flight} client threads each start an execution, "
+          "poll its history (from 20 ms, backing off to 100 ms) until its requests are out, answer them from "
+          "threads released together, and go on to the next one. One warm-up execution runs before the clock. "
+          "Wall time runs from the first start to the last stopDate; decided / s = correctly decided executions "
+          "/ wall time. Every history and tally item is checked after that."),
+         ("already in each engine: finished executions of the same state machine made before the clock (input "
           "refused at validation), so lookups by execution ARN and task token meet a full engine."),
          (f"hang: requests not all sent, or no outcome, within {LOAD_PATIENCE:.0f} s (the deadline is "
           f"{LOAD_TIMEOUT_SECONDS} s, so a lost decision cannot hide as TIMED_OUT). lost decision: an approver "
           "the output lists, or whose UpdateItem returned, missing from the tally item. wrong outcome: not "
           "SUCCEEDED with the outcome the answers imply, decidedBy not an approver whose decision was counted, "
-          "the deciding list short of its threshold, or an approver listed under a decision they did not send. other errors: "
-          "SendTaskSuccess failing with anything but TaskTimedOut."),
+          "the deciding list short of its threshold, or an approver listed under a decision they did not send. "
+          "other errors: SendTaskSuccess failing with anything but TaskTimedOut."),
          ("late answers refused: answers that arrived after another one settled the outcome, refused with "
           "TaskTimedOut as on AWS; not a failure. The bench exits non-zero unless hangs, lost decisions, wrong "
           "outcomes and other errors are all zero."),
@@ -628,10 +679,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=1000, help="quorum executions in the load variant (0 skips it)")
     parser.add_argument("--prefill", type=int, default=5000,
                         help="finished executions in the engine before the second load (default 5000; 0 skips it)")
+    parser.add_argument("--engines", type=int, default=os.cpu_count() or 1,
+                        help="engines (processes) the load is also spread over, besides one (default: the cores)")
+    parser.add_argument("--in-flight", type=int, default=LOAD_IN_FLIGHT,
+                        help=f"executions in flight per engine in the loads (default {LOAD_IN_FLIGHT})")
     parser.add_argument("--markdown", action="store_true", help="print GitHub-flavoured markdown tables")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.load < 0 or args.prefill < 0:
-        parser.error("--runs must be at least 1, --load and --prefill at least 0")
+    if args.runs < 1 or args.load < 0 or args.prefill < 0 or args.engines < 1 or args.in_flight < 1:
+        parser.error("--runs, --engines and --in-flight must be at least 1, --load and --prefill at least 0")
     began = time.monotonic()
     with embedded_cloud() as cloud:
         sfn = cloud.client("stepfunctions")
@@ -644,18 +699,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for count in SCALE_APPROVERS:
             print(f"bench: quorum of {count} approvers, {SCALE_RUNS} runs", file=sys.stderr)
             scale.append(measure(sfn, machines["quorum"], _majority(count), SCALE_RUNS))
-        loads, retained = [], None
+        retained = None
         if args.load:
-            print(f"bench: load, {args.load} quorum executions", file=sys.stderr)
-            loads.append(run_load(cloud, args.load))
-            if args.prefill:
-                print(f"bench: load, {args.load} quorum executions after {args.prefill} others", file=sys.stderr)
-                loads.append(run_load(cloud, args.load, already_in_engine=args.prefill))
             print(f"bench: memory, {MEMORY_RUNS} executions", file=sys.stderr)
             retained = retained_bytes(cloud, MEMORY_RUNS)
+    loads = []
+    for engines in sorted({1, args.engines}) if args.load else []:
+        for prefill in (0, args.prefill) if args.prefill else (0,):
+            print(f"bench: load, {args.load} quorum executions on {engines} engine(s)"
+                  + (f" holding {prefill} others each" if prefill else ""), file=sys.stderr)
+            loads.append(run_load_on_engines(args.load, engines=engines, in_flight=args.in_flight,
+                                             already_in_engine=prefill))
     tables = report(measurements, scale, loads, runs=args.runs, retained=retained if loads else None)
     footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s on {os.cpu_count()} cores "
-              f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill}).")
+              f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill} "
+              f"--engines {args.engines} --in-flight {args.in_flight}).")
     if args.markdown:
         _print_markdown(tables, footer)
     else:
