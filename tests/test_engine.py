@@ -373,6 +373,32 @@ def test_concurrent_add_to_one_string_set_loses_no_update(cloud: Cloud, fast_thr
         assert sizes == [1, 2, 3], "each ADD returns the set as it stood right after it"
 
 
+def test_an_update_expression_parsed_once_still_applies_each_calls_own_values_and_refuses_bad_syntax_each_time(
+        cloud: Cloud) -> None:
+    ddb = cloud.client("dynamodb")
+    table = f"engine-test-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    expression = "ADD members :m SET since = if_not_exists(since, :t)"
+
+    def add(member: str, since: str) -> dict[str, Any]:
+        return ddb.update_item(TableName=table, Key={"id": {"S": "one"}}, UpdateExpression=expression,
+                               ExpressionAttributeValues={":m": {"SS": [member]}, ":t": {"N": since}},
+                               ReturnValues="ALL_NEW")["Attributes"]
+
+    assert add("a", "1") == {"id": {"S": "one"}, "members": {"SS": ["a"]}, "since": {"N": "1"}}
+    second = add("b", "2")
+    assert (sorted(second["members"]["SS"]), second["since"]) == (["a", "b"], {"N": "1"})
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            ddb.update_item(TableName=table, Key={"id": {"S": "one"}}, UpdateExpression="ADD members :m SET",
+                            ExpressionAttributeValues={":m": {"SS": ["c"]}})
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert sorted(ddb.get_item(TableName=table, Key={"id": {"S": "one"}}, ConsistentRead=True)["Item"]["members"][
+        "SS"]) == ["a", "b"]
+
+
 # -- wait-time scale --------------------------------------------------------------------------
 
 

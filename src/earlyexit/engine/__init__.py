@@ -48,6 +48,7 @@ FIXES = (
     jsonata.jsonata_evaluator,
     jsonata.states_copied_as_json,
     dynamodb.atomic_item_writes,
+    dynamodb.update_expressions_parsed_once,
     tokens.tokens_end_with_their_task_attempt,
     tokens.callback_errors_keep_their_name,
     stop.stop_execution_aborts_at_once,
