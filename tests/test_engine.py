@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import described_end
+from support import described_end, play
 
 from earlyexit import engine
 from earlyexit.engine import evaluate_jsonata
@@ -397,6 +397,17 @@ def test_an_update_expression_parsed_once_still_applies_each_calls_own_values_an
         assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert sorted(ddb.get_item(TableName=table, Key={"id": {"S": "one"}}, ConsistentRead=True)["Item"]["members"][
         "SS"]) == ["a", "b"]
+
+
+def test_a_state_machine_s_service_calls_land_in_its_own_region(cloud: Cloud) -> None:
+    ireland = Cloud(region="eu-west-1")
+    stack = ireland.deploy("quorum", stack_name=f"engine-test-region-{uuid.uuid4().hex[:8]}")
+    approval = play(ireland.client("stepfunctions"), stack.outputs["StateMachineArn"], ("alice", "bob", "carol"),
+                    [("alice", "approve"), ("bob", "approve")], quorum=2)
+    assert (approval.output or {}).get("approvals") == ["alice", "bob"]
+    tally = ireland.client("dynamodb").get_item(TableName=stack.outputs["TableName"], ConsistentRead=True,
+                                                Key={"executionArn": {"S": approval.arn}})["Item"]
+    assert sorted(tally["approvals"]["SS"]) == ["alice", "bob"]
 
 
 # -- wait-time scale --------------------------------------------------------------------------
