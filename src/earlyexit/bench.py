@@ -6,10 +6,11 @@ decision latency runs from the deciding SendTaskSuccess call returning to the ex
 stopDate. Costs use AWS's us-east-1 list prices (https://aws.amazon.com/step-functions/pricing/,
 https://aws.amazon.com/eventbridge/pricing/, https://aws.amazon.com/dynamodb/pricing/on-demand/);
 the polling comparison adds the original samples' polling loops to the measured figures; the
-load variant answers many quorum executions at once, first on a fresh engine and then with
-thousands of executions already in it, and counts hangs, lost decisions and wrong outcomes.
+load variant answers many quorum executions at once, on one engine and spread over one engine
+per core (a process each), first on fresh engines and then with thousands of executions already
+in each, and counts hangs, lost decisions and wrong outcomes.
 
-    python -m earlyexit.bench [--runs N] [--load N] [--prefill N] [--markdown]
+    python -m earlyexit.bench [--runs N] [--load N] [--prefill N] [--engines N] [--in-flight N] [--markdown]
 """
 
 from __future__ import annotations
