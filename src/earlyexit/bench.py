@@ -30,6 +30,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -449,7 +450,10 @@ def run_load_on_engines(count: int, *, engines: int, in_flight: int = LOAD_IN_FL
         ready = manager.Barrier(engines)
         runs = [pool.submit(_load_on_own_engine, share, in_flight, already_in_engine, sum(shares[:i]), ready)
                 for i, share in enumerate(shares)]
-        return combined([run.result(timeout=4 * LOAD_PATIENCE) for run in runs])
+        futures.wait(runs, timeout=4 * LOAD_PATIENCE, return_when=futures.FIRST_EXCEPTION)
+        if not all(run.done() and run.exception() is None for run in runs):
+            ready.abort()  # the other engines stop waiting for the one that failed
+        return combined([run.result(timeout=0) for run in runs])
 
 
 # -- report -------------------------------------------------------------------------------
