@@ -67,6 +67,7 @@ TIMEOUT_CONCURRENCY = 5
 # Executions in flight per engine in the load variant. One engine is one Python process: its threads share a
 # GIL, so more in flight adds contention, not throughput (docs/benchmark.md has the curve).
 LOAD_IN_FLIGHT = 4
+PREFILL_CLIENTS = 16  # threads starting the executions an engine holds before a load
 LOAD_TIMEOUT_SECONDS = 3_600  # deadline of load executions: a lost decision shows as a hang, not TIMED_OUT
 LOAD_PATIENCE = 300.0  # seconds an execution may take to send its requests, and the checks to see every end
 SCALE_APPROVERS = (3, 5, 10, 40)  # quorum sizes whose cost per execution is measured
@@ -387,7 +388,7 @@ def _prefill(sfn: Any, state_machine_arn: str, count: int) -> None:
         return sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps({"approvers": []}))[
             "executionArn"]
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=PREFILL_CLIENTS) as pool:
         started = list(pool.map(start, range(count)))
     for execution_arn in started:
         wait_until(lambda arn=execution_arn: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
