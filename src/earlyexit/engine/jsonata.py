@@ -13,6 +13,7 @@ that is only a path through objects (``$states.input.approver``) is read directl
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -121,8 +122,14 @@ def _query_evaluation_error(env: Environment, cause: str) -> FailureEventExcepti
 _STATES_KEYS = ("input", "context", "result", "errorOutput")
 
 
+@functools.lru_cache(maxsize=4096)
+def _roots(expression: str) -> frozenset[str]:
+    """The variables ``expression`` reads, by name (``$states.input.x`` reads ``states``)."""
+    return frozenset(ref[1:].split(".", 1)[0] for ref in moto_jsonata.extract_jsonata_variable_references(expression))
+
+
 def _bindings(env: Environment, expression: str, with_states: bool) -> dict[str, Any]:
-    references = {ref[1:].split(".", 1)[0] for ref in moto_jsonata.extract_jsonata_variable_references(expression)}
+    references = _roots(expression)
     store = env.variable_store
     scopes = (store._inner_scope, store._outer_scope)  # noqa: SLF001 - the workflow variables
     bindings = {name: json_copy(scope[name]) for name in references for scope in scopes[::-1] if name in scope}
