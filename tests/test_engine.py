@@ -144,6 +144,18 @@ def test_choice_assign_and_outer_variables_are_readable_in_parallel_branches(sfn
     assert (described_end(sfn, bad)["error"], described_end(sfn, bad)["cause"]) == ("InvalidInput", "empty")
 
 
+def test_states_read_whole_or_by_context_sees_the_context_with_times_as_strings(sfn: Any, machine: Any) -> None:
+    arn = machine({
+        "Look": {"Type": "Pass", "Assign": {"keys": "{% $keys($states) %}"}, "Next": "Show"},
+        "Show": {"Type": "Pass", "Output": "{% {'keys': $keys, 'started': $states.context.Execution.StartTime, "
+                                           "'x': $states.input.x} %}", "End": True},
+    }, "Look")
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"x": 1}))["executionArn"]
+    output = json.loads(described_end(sfn, execution)["output"])
+    assert {"input", "context"} <= set(output["keys"]) and output["x"] == 1
+    assert isinstance(output["started"], str) and output["started"].startswith("20")
+
+
 def test_undefined_jsonata_result_fails_with_query_evaluation_error(sfn: Any, machine: Any) -> None:
     arn = machine({"Read": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}}, "Read")
     described = described_end(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
