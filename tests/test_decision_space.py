@@ -142,8 +142,10 @@ def run_all(cloud: Cloud, cases: list[Case]) -> list[str]:
     """Play every case: the unsettled ones all at once (they mostly wait for their deadline), beside them the
     others ``SETTLED_CONCURRENCY`` at a time; returns every departure from the rule."""
     sfn, ddb = cloud.client("stepfunctions"), cloud.client("dynamodb")
-    unsettled = [c for c in cases if expected(c[1], c[3], c[2]).settled_after is None]
-    settled = [c for c in cases if c not in unsettled]
+    unsettled: list[Case] = []
+    settled: list[Case] = []
+    for case in cases:
+        (unsettled if expected(case[1], case[3], case[2]).settled_after is None else settled).append(case)
 
     def play(case: Case) -> list[str]:
         return run_case(sfn, ddb, case)

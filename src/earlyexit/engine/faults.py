@@ -49,16 +49,10 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
-    StateTaskServiceDynamoDB,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events import (
-    StateTaskServiceEvents,
-)
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.mocking.mock_config import MockedResponse
 
-from earlyexit.engine.services import status_code
+from earlyexit.engine.services import SERVICES, status_code
 from earlyexit.polling import wait_until
 
 if TYPE_CHECKING:
@@ -312,8 +306,8 @@ def injected_service_faults(p: Patcher) -> None:
 
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
-    for task_class, service in ((StateTaskServiceDynamoDB, "dynamodb"), (StateTaskServiceEvents, "events")):
-        original = p.original(task_class, "_eval_service_task")
+    for service, spec in SERVICES.items():
+        original = p.original(spec.task, "_eval_service_task")
 
         def eval_service_task(self: StateTaskService, env: EngineEnvironment, resource_runtime_part: Any,
                               normalised_parameters: dict[str, Any], state_credentials: Any,
@@ -326,4 +320,4 @@ def injected_service_faults(p: Patcher) -> None:
                 _faulty_call(self, env, fired, _original, resource_runtime_part, normalised_parameters,
                              state_credentials)
 
-        p.replace(task_class, "_eval_service_task", eval_service_task)
+        p.replace(spec.task, "_eval_service_task", eval_service_task)

@@ -120,7 +120,6 @@ def _query_evaluation_error(env: Environment, cause: str) -> FailureEventExcepti
 
 
 _STATES_KEYS = ("input", "context", "result", "errorOutput")
-_STATES_KEYS_BUT_CONTEXT = ("input", "result", "errorOutput")
 # $states followed by anything but one of the keys that are not the context (the context is serialised to JSON
 # for each expression that may read it: its datetimes become strings).
 _CONTEXT_MAYBE = re.compile(r"\$states(?!\.(?:input|result|errorOutput)\b)")
@@ -146,8 +145,8 @@ def _bindings(env: Environment, expression: str, with_states: bool) -> dict[str,
     bindings = {name: json_copy(scope[name]) for name in references for scope in scopes[::-1] if name in scope}
     if with_states and "states" in references:
         data = env.states._states_data  # noqa: SLF001 - the interpreter keeps $states here
-        keys = _STATES_KEYS if _may_read_context(expression) else _STATES_KEYS_BUT_CONTEXT
-        wanted = {key: data.get(key) for key in keys if key in data}
+        wanted = {key: data.get(key) for key in _STATES_KEYS
+                  if key in data and (key != "context" or _may_read_context(expression))}
         # The context holds datetimes: AWS exposes them as ISO-8601 strings.
         states = {key: json_copy(value) for key, value in wanted.items() if key != "context"}
         if "context" in wanted:

@@ -52,14 +52,16 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["SERVICES", "Service", "error_cause", "error_name", "event_paths_compiled_once", "requests_dispatched_fast", "reported_error_name",
-           "reuse_service_clients", "service_errors_named_as_aws", "status_code"]
+__all__ = ["SERVICES", "Service", "error_cause", "error_name", "event_paths_compiled_once", "requests_dispatched_fast",
+           "reported_error_name", "reuse_service_clients", "service_errors_named_as_aws", "status_code"]
 
 
 @dataclass(frozen=True)
 class Service:
-    """How Step Functions names one service's errors."""
+    """A service the patterns' states call: the interpreter's task class for it, and how Step Functions names
+    its errors."""
 
+    task: type[StateTaskService]  # the interpreter's class for this service's Task states
     boto_name: str  # botocore's service name
     prefix: str  # the error name's prefix
     generic: str  # the SDK's exception for codes the model does not list
@@ -67,8 +69,10 @@ class Service:
 
 
 SERVICES: dict[str, Service] = {
-    "dynamodb": Service("dynamodb", "DynamoDB", "AmazonDynamoDBException", "AmazonDynamoDBv2"),
-    "events": Service("events", "EventBridge", "AmazonEventBridgeException", "AmazonEventBridge"),
+    "dynamodb": Service(StateTaskServiceDynamoDB, "dynamodb", "DynamoDB", "AmazonDynamoDBException",
+                        "AmazonDynamoDBv2"),
+    "events": Service(StateTaskServiceEvents, "events", "EventBridge", "AmazonEventBridgeException",
+                      "AmazonEventBridge"),
 }
 
 # Error codes that AWS answers with a 5xx status (the JSON models carry no status codes).
@@ -116,8 +120,8 @@ def service_errors_named_as_aws(p: Patcher) -> None:
     https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
     https://docs.aws.amazon.com/step-functions/latest/dg/connect-eventbridge.html
     """
-    for task_class, service in ((StateTaskServiceDynamoDB, "dynamodb"), (StateTaskServiceEvents, "events")):
-        original = p.original(task_class, "_from_error")
+    for service, spec in SERVICES.items():
+        original = p.original(spec.task, "_from_error")
 
         def from_error(self: StateTaskService, env: Environment, ex: Exception, _original: Any = original,
                        _service: str = service) -> FailureEvent:
@@ -133,7 +137,7 @@ def service_errors_named_as_aws(p: Patcher) -> None:
                 return _failure(self, env, error_name(_service, code), cause)
             return _original(self, env, ex)
 
-        p.replace(task_class, "_from_error", from_error)
+        p.replace(spec.task, "_from_error", from_error)
 
 
 class _ReportedErrorName(ErrorName):
