@@ -27,17 +27,20 @@ from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
 from earlyexit.errors import EarlyExitError
+from earlyexit.provisioners import PROVISIONERS
 
 if TYPE_CHECKING:
     from earlyexit.engine import FaultInjector
+    from earlyexit.gateway import LocalHttpServer
 
 # How many finished executions an embedded cloud keeps per account and region by default (the oldest go first).
 DEFAULT_MAX_FINISHED_EXECUTIONS = 10_000
 
-__all__ = ["DEFAULT_MAX_FINISHED_EXECUTIONS", "PATTERNS", "Cloud", "DeployError", "EmbeddedCloud", "Stack",
-           "embedded_cloud", "pattern_dir"]
+__all__ = ["DEFAULT_MAX_FINISHED_EXECUTIONS", "PATTERNS", "STACKS", "Cloud", "DeployError", "EmbeddedCloud", "Stack",
+           "embedded_cloud", "local_location", "pattern_dir", "physical_name"]
 
 PATTERNS = ("either-or", "quorum")
+STACKS = (*PATTERNS, "inbox")  # every stack folder: the two patterns and the optional approval inbox
 _LOCAL_BUCKET = "earlyexit-local-definitions"
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,9 +50,9 @@ class DeployError(EarlyExitError):
 
 
 def pattern_dir(pattern: str) -> Path:
-    """The folder of ``pattern`` (its template.yaml and statemachine/)."""
-    if pattern not in PATTERNS:
-        raise DeployError(f"unknown pattern {pattern!r}: expected one of {', '.join(PATTERNS)}")
+    """The folder of ``pattern`` or of the inbox (its template.yaml)."""
+    if pattern not in STACKS:
+        raise DeployError(f"unknown stack {pattern!r}: expected one of {', '.join(STACKS)}")
     for root in (Path.cwd(), _SOURCE_ROOT):
         if (root / pattern / "template.yaml").is_file():
             return root / pattern
@@ -92,6 +95,20 @@ class Cloud:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         return Stack(name, pattern, outputs)
 
+    @property
+    def runs_functions(self) -> bool:
+        """Whether Lambda functions deployed here run (in this process, on the engine serving the endpoint)."""
+        from earlyexit import engine
+        from earlyexit.engine.functions import function_endpoint
+
+        return engine.installed() and self.endpoint_url is not None and self.endpoint_url == function_endpoint()
+
+    def http_api_base(self) -> str:
+        """Where this cloud's HTTP APIs answer (under the endpoint's own address)."""
+        if self.endpoint_url is None:
+            raise DeployError("HTTP APIs are served locally only by the embedded engine or `earlyexit serve`")
+        return self.endpoint_url
+
     def client(self, service: str) -> BaseClient:
         """A boto3 client for ``service`` bound to this cloud (cached, thread-safe)."""
         if service not in self._clients:
@@ -113,6 +130,26 @@ class Cloud:
 
 class EmbeddedCloud(Cloud):
     """A :class:`Cloud` on the embedded engine, with its fault injector."""
+
+    _http_server: LocalHttpServer | None = None
+
+    @property
+    def runs_functions(self) -> bool:
+        return True
+
+    def http_api_base(self) -> str:
+        """A loopback server of this cloud's own, started with its first HTTP API."""
+        if self._http_server is None:
+            from earlyexit.gateway import LocalHttpServer
+
+            self._http_server = LocalHttpServer()
+        return self._http_server.url
+
+    def close(self) -> None:
+        """Stop the HTTP APIs' server, if one was started."""
+        if self._http_server is not None:
+            self._http_server.close()
+            self._http_server = None
 
     @property
     def faults(self) -> FaultInjector:
@@ -145,17 +182,30 @@ def embedded_cloud(*, region: str = "us-east-1", wait_time_scale: float = 1.0,
         engine.set_max_finished_executions(max_finished_executions)
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                               "iam": {"load_aws_managed_policies": True}}):
-            yield EmbeddedCloud(region=region)
+            cloud = EmbeddedCloud(region=region)
+            try:
+                yield cloud
+            finally:
+                cloud.close()
     finally:
         engine.set_wait_time_scale(previous[0])
         engine.set_max_finished_executions(previous[1])
         engine.uninstall()
 
 
-def _physical_name(stack: str, logical_id: str, limit: int) -> str:
+def physical_name(stack: str, logical_id: str, limit: int) -> str:
+    """A generated physical name, as CloudFormation makes one: ``stack-LogicalId-SUFFIX`` within ``limit``."""
     suffix = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(12))
     base = re.sub(r"[^A-Za-z0-9-]", "-", f"{stack}-{logical_id}")
     return f"{base[: limit - 13]}-{suffix}"
+
+
+def local_location(bucket: object, key: object) -> str | None:
+    """The local path an S3 location of the local deploy stands for (None for any other location)."""
+    return str(key) if bucket == _LOCAL_BUCKET and isinstance(key, str) else None
+
+
+_NO_VALUE = object()  # Ref AWS::NoValue: the property is removed
 
 
 def _with_version(policy: dict[str, Any]) -> dict[str, Any]:
@@ -175,16 +225,23 @@ class _Deployment:
         self.parameter_values: dict[str, str] = {}
         self.physical: dict[str, str] = {}
         self.attributes: dict[str, dict[str, str]] = {}
+        self.conditions: dict[str, bool] = {}
 
     # -- translation -------------------------------------------------------------------
 
     def translate(self, template: dict[str, Any]) -> dict[str, Any]:
+        function_globals = template.get("Globals", {}).get("Function", {})
+        if isinstance(function_globals.get("CodeUri"), str):
+            function_globals["CodeUri"] = f"s3://{_LOCAL_BUCKET}/{function_globals['CodeUri'].rstrip('/')}"
         for logical_id, resource in template.get("Resources", {}).items():
             props = resource.get("Properties", {})
             uri = props.get("DefinitionUri")
             if resource.get("Type") == "AWS::Serverless::StateMachine" and isinstance(uri, str):
                 # What `sam package` does: the local file becomes an S3 location.
                 props["DefinitionUri"] = f"s3://{_LOCAL_BUCKET}/{uri}"
+            code = props.get("CodeUri")
+            if resource.get("Type") == "AWS::Serverless::Function" and isinstance(code, str):
+                props["CodeUri"] = f"s3://{_LOCAL_BUCKET}/{code.rstrip('/')}"
         session = boto3.Session(region_name=self.cloud.region)
         metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
         translated = Translator(None, Parser(), metrics=metrics, boto_session=session).translate(
@@ -218,13 +275,18 @@ class _Deployment:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in map(self.resolve, value) if v is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
             if key == "Ref":
-                return self.ref(arg)
+                return _NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
+            if key in _CONDITION_FUNCTIONS:
+                return self.condition_value(value)
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.conditions[name] else if_false)
             if key == "Fn::GetAtt":
                 logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
                 try:
@@ -240,7 +302,21 @@ class _Deployment:
                 return separator.join(str(self.resolve(i)) for i in items)
             if key.startswith("Fn::") or key == "Condition":
                 raise DeployError(f"intrinsic function {key} is not supported by the local deploy")
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+    def condition_value(self, value: Any) -> bool:
+        """A condition's truth: Fn::Equals, Fn::Not, Fn::And, Fn::Or and references to other conditions."""
+        (key, arg), = value.items()
+        if key == "Condition":
+            return self.conditions[arg]
+        if key == "Fn::Equals":
+            left, right = (self.resolve(a) for a in arg)
+            return str(left) == str(right)
+        results = [self.condition_value(a) if isinstance(a, dict) and set(a) & {"Condition", *_CONDITION_FUNCTIONS}
+                   else bool(self.resolve(a)) for a in arg]
+        return {"Fn::Not": lambda: not results[0], "Fn::And": lambda: all(results),
+                "Fn::Or": lambda: any(results)}[key]()
 
     def ref(self, name: str) -> str:
         pseudo = {"AWS::Region": self.cloud.region, "AWS::Partition": self.partition,
@@ -265,21 +341,25 @@ class _Deployment:
         template = yaml_parse((self.folder / "template.yaml").read_text())
         self.parameter_values = self.parameters(template)
         translated = self.translate(template)
-        resources = translated["Resources"]
+        for name, condition in translated.get("Conditions", {}).items():
+            self.conditions[name] = self.condition_value(condition)
+        resources = {logical_id: resource for logical_id, resource in translated["Resources"].items()
+                     if self.conditions.get(resource.get("Condition", ""), True)}
         for logical_id in _dependency_order(resources):
             resource = resources[logical_id]
             handler = _PROVISIONERS.get(resource["Type"])
             if handler is None:
                 raise DeployError(f"resource {logical_id}: type {resource['Type']} cannot be provisioned locally")
             handler(self, logical_id, self.resolve(resource.get("Properties", {})))
-        outputs = {name: str(self.resolve(spec["Value"])) for name, spec in translated.get("Outputs", {}).items()}
+        outputs = {name: str(self.resolve(spec["Value"])) for name, spec in translated.get("Outputs", {}).items()
+                   if self.conditions.get(spec.get("Condition", ""), True)}
         return Stack(self.stack_name, self.pattern, outputs, dict(self.physical))
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:{self.partition}:{service}:{self.cloud.region}:{self.account}:{resource}"
 
     def log_group(self, logical_id: str, props: dict[str, Any]) -> None:
-        name = props.get("LogGroupName") or _physical_name(self.stack_name, logical_id, 512)
+        name = props.get("LogGroupName") or physical_name(self.stack_name, logical_id, 512)
         logs = self.cloud.client("logs")
         logs.create_log_group(logGroupName=name)
         if "RetentionInDays" in props:
@@ -288,7 +368,7 @@ class _Deployment:
         self.attributes[logical_id] = {"Arn": self.arn("logs", f"log-group:{name}:*")}
 
     def role(self, logical_id: str, props: dict[str, Any]) -> None:
-        name = props.get("RoleName") or _physical_name(self.stack_name, logical_id, 64)
+        name = props.get("RoleName") or physical_name(self.stack_name, logical_id, 64)
         iam = self.cloud.client("iam")
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
             props["AssumeRolePolicyDocument"]))["Role"]["Arn"]
@@ -301,7 +381,7 @@ class _Deployment:
         self.attributes[logical_id] = {"Arn": arn}
 
     def table(self, logical_id: str, props: dict[str, Any]) -> None:
-        name = props.get("TableName") or _physical_name(self.stack_name, logical_id, 255)
+        name = props.get("TableName") or physical_name(self.stack_name, logical_id, 255)
         ddb = self.cloud.client("dynamodb")
         request: dict[str, Any] = {
             "TableName": name, "AttributeDefinitions": props["AttributeDefinitions"],
@@ -323,7 +403,7 @@ class _Deployment:
 
     def state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
         definition = self.definition(logical_id, props)
-        name = props.get("StateMachineName") or _physical_name(self.stack_name, logical_id, 80)
+        name = props.get("StateMachineName") or physical_name(self.stack_name, logical_id, 80)
         request: dict[str, Any] = {
             "name": name, "definition": definition, "roleArn": props["RoleArn"],
             "type": props.get("StateMachineType", "STANDARD"),
@@ -363,11 +443,14 @@ class _Deployment:
         return text
 
 
+_CONDITION_FUNCTIONS = ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition")
+
 _PROVISIONERS = {
     "AWS::Logs::LogGroup": _Deployment.log_group,
     "AWS::IAM::Role": _Deployment.role,
     "AWS::DynamoDB::Table": _Deployment.table,
     "AWS::StepFunctions::StateMachine": _Deployment.state_machine,
+    **PROVISIONERS,
 }
 
 

@@ -19,6 +19,7 @@ check_versions()  # a different moto or jsonata-python fails here, naming both v
 from earlyexit.engine import (  # noqa: E402 - after the version check
     dynamodb,
     faults,
+    functions,
     histories,
     jsonata,
     limits,
@@ -63,6 +64,8 @@ FIXES = (
     waits.scaled_waits,
     faults.injected_service_faults,
     limits.send_task_requests_validated,
+    functions.lambda_functions_run_in_process,
+    functions.rules_invoke_functions,
     histories.history_and_describe_as_aws,
     histories.responses_encoded_fast,
 )
