@@ -4,81 +4,30 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
+from endpoint import client, serving
 
 from earlyexit.polling import wait_until
 
 pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[1]
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 
 Endpoint = tuple[str, dict[str, dict[str, str]], str]  # URL, each pattern's stack outputs, the approval queue
 
 
-@contextmanager
-def serving(*options: str) -> Iterator[Endpoint]:
-    """`earlyexit serve --port 0 OPTIONS` in a subprocess, until SIGTERM: (endpoint URL, each pattern's stack
-    outputs, approval queue URL) from its ready line."""
-    with tempfile.TemporaryFile(mode="w+") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0", *options],
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-        stdout = process.stdout
-        assert stdout is not None
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-
-        def errors() -> str:
-            stderr.seek(0)
-            return stderr.read()
-
-        try:
-            line = lines.get(timeout=READY_TIMEOUT)
-        except queue.Empty:
-            process.kill()
-            pytest.fail(f"no ready line within {READY_TIMEOUT:.0f} s; stderr:\n{errors()}")
-        if not line:
-            process.wait()
-            pytest.fail(f"`earlyexit serve` exited with {process.returncode} before it was ready; stderr:\n{errors()}")
-        ready = json.loads(line)
-        try:
-            yield ready["endpoint"], ready["stacks"], ready["approvalQueueUrl"]
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                pytest.fail(f"`earlyexit serve` did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
-            rest = stdout.read()
-            assert code == 0, f"exit code {code}; stderr:\n{errors()}"
-            assert rest == "", f"stdout holds more than the ready line: {rest!r}"
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Endpoint]:
-    with serving() as endpoint:
-        yield endpoint
-
-
-def _client(url: str, service: str) -> Any:
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    with serving() as ready:
+        yield ready["endpoint"], ready["stacks"], ready["approvalQueueUrl"]
 
 
 def _tokens(sfn: Any, execution_arn: str, count: int) -> dict[str, str]:
@@ -108,30 +57,30 @@ def _outcome(sfn: Any, execution_arn: str) -> dict[str, Any]:
 
 def _start(url: str, state_machine_arn: str, approvers: list[str], **extra: Any) -> str:
     execution_input = {"approvers": approvers, "request": {"laptop": "14-inch"}, "timeoutSeconds": 30, **extra}
-    return _client(url, "stepfunctions").start_execution(
+    return client(url, "stepfunctions").start_execution(
         stateMachineArn=state_machine_arn, input=json.dumps(execution_input))["executionArn"]
 
 
 def _decide(url: str, token: str, decision: str) -> None:
-    _client(url, "stepfunctions").send_task_success(taskToken=token, output=json.dumps({"decision": decision}))
+    client(url, "stepfunctions").send_task_success(taskToken=token, output=json.dumps({"decision": decision}))
 
 
 def test_ready_line_names_the_endpoint_and_both_stacks_outputs(server: Endpoint) -> None:
     url, stacks, _ = server
     assert url.startswith("http://127.0.0.1:")
-    assert set(stacks) == {"either-or", "quorum"}
-    for pattern, outputs in stacks.items():
+    assert set(stacks) == {"either-or", "quorum", "inbox"}
+    for pattern, outputs in ((p, stacks[p]) for p in ("either-or", "quorum")):
         assert outputs["StateMachineArn"].startswith("arn:aws:states:us-east-1:")
         assert outputs["StateMachineArn"].endswith(f":stateMachine:{outputs['StateMachineName']}")
         assert outputs["StateMachineName"].startswith(f"earlyexit-{pattern}-")
     assert "TableName" in stacks["quorum"] and "TableName" not in stacks["either-or"]
-    machines = {m["stateMachineArn"] for m in _client(url, "stepfunctions").list_state_machines()["stateMachines"]}
-    assert {outputs["StateMachineArn"] for outputs in stacks.values()} <= machines
+    machines = {m["stateMachineArn"] for m in client(url, "stepfunctions").list_state_machines()["stateMachines"]}
+    assert {stacks[p]["StateMachineArn"] for p in ("either-or", "quorum")} <= machines
 
 
 def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(server: Endpoint) -> None:
     url, stacks, _ = server
-    sfn = _client(url, "stepfunctions")
+    sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
     _decide(url, _tokens(sfn, arn, 2)["bob"], "approve")
     output = _outcome(sfn, arn)
@@ -143,7 +92,7 @@ def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(serve
 
 def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(server: Endpoint) -> None:
     url, stacks, _ = server
-    sfn = _client(url, "stepfunctions")
+    sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["quorum"]["StateMachineArn"], ["alice", "bob", "carol"], quorum=2)
     tokens = _tokens(sfn, arn, 3)
     _decide(url, tokens["alice"], "approve")
@@ -152,7 +101,7 @@ def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(
     assert output["outcome"] == "APPROVED"
     assert output["quorum"] == 2
     assert sorted(output["approvals"]) == ["alice", "carol"]
-    item = _client(url, "dynamodb").get_item(TableName=stacks["quorum"]["TableName"],
+    item = client(url, "dynamodb").get_item(TableName=stacks["quorum"]["TableName"],
                                              Key={"executionArn": {"S": arn}}, ConsistentRead=True).get("Item")
     assert item is not None, "no tally item for the execution"
     assert sorted(item["approvals"]["SS"]) == ["alice", "carol"]
@@ -160,7 +109,7 @@ def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(
 
 def test_a_decision_after_the_outcome_is_refused_with_task_timed_out(server: Endpoint) -> None:
     url, stacks, _ = server
-    sfn = _client(url, "stepfunctions")
+    sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
     tokens = _tokens(sfn, arn, 2)
     _decide(url, tokens["alice"], "reject")
@@ -195,7 +144,7 @@ def test_cli_runs_a_quorum_approval_against_the_endpoint(server: Endpoint) -> No
 
 def _received(url: str, queue_url: str, execution_arn: str, count: int) -> list[dict[str, Any]]:
     """The ApprovalRequested events for ``execution_arn`` that the approval queue delivers (plain boto3)."""
-    sqs, events = _client(url, "sqs"), []
+    sqs, events = client(url, "sqs"), []
 
     def probe() -> list[dict[str, Any]] | None:
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
@@ -223,7 +172,7 @@ def test_a_task_token_from_the_approval_queue_decides(server: Endpoint) -> None:
     requests = _received(url, queue_url, arn, 2)
     token = next(e["detail"]["taskToken"] for e in requests if e["detail"]["approver"] == "bob")
     _decide(url, token, "reject")
-    output = _outcome(_client(url, "stepfunctions"), arn)
+    output = _outcome(client(url, "stepfunctions"), arn)
     assert (output["outcome"], output["decidedBy"]) == ("REJECTED", "bob")
 
 
@@ -274,12 +223,13 @@ def test_the_readme_s_aws_cli_commands_run_an_approval(server: Endpoint) -> None
 
     token = wait_until(requests, timeout=20, what="a request in the queue")[0]["detail"]["taskToken"]
     aws("stepfunctions", "send-task-success", "--task-token", token, "--task-output", '{"decision": "approve"}')
-    assert _outcome(_client(url, "stepfunctions"), arn)["outcome"] == "APPROVED"
+    assert _outcome(client(url, "stepfunctions"), arn)["outcome"] == "APPROVED"
 
 
 def test_max_executions_keeps_only_the_latest_finished_executions() -> None:
-    with serving("--max-executions", "2") as (url, stacks, _):
-        sfn = _client(url, "stepfunctions")
+    with serving("--max-executions", "2") as ready:
+        url, stacks = ready["endpoint"], ready["stacks"]
+        sfn = client(url, "stepfunctions")
         arns = []
         for _ in range(3):  # one after the other: each fails on its input before the next starts
             arns.append(sfn.start_execution(stateMachineArn=stacks["either-or"]["StateMachineArn"],

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 from earlyexit.approvals import approval_input, decide, ended, read_approval, start_approval, wait_for_outcome
 from earlyexit.errors import EarlyExitError
 from earlyexit.history import Execution
+from earlyexit.inbox import DEFAULT_INBOX_STACK, find_inbox
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 from earlyexit.rules import check_input
 
@@ -34,6 +35,7 @@ __all__ = ["main", "run"]
 
 _DEFAULT_PORT = 4599
 _LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earlyexit serve`)"
+_NO_LINK_YET = "(no link yet: the inbox has not stored this request)"
 _ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
 _OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
                     "request": "--request"}
@@ -223,17 +225,30 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
 @click.argument("execution", type=_ExecutionArn())
 @click.option("--show-tokens", is_flag=True,
               help="Print each pending approver with the task token of their request (approver, tab, token).")
+@click.option("--links", is_flag=True,
+              help="Print each pending approver with the link of their request in the inbox (approver, tab, link).")
+@click.option("--inbox-stack", default=DEFAULT_INBOX_STACK, show_default=True, help="The inbox's stack (--links).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_target_options
-def pending(execution: str, show_tokens: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
+def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as_json: bool,
+            endpoint_url: str | None, region: str | None) -> None:
     """Approvers who still have to answer EXECUTION."""
-    result = read_approval(_cloud(endpoint_url, region, execution).client("stepfunctions"), execution)
+    if show_tokens and links:
+        raise click.UsageError("--show-tokens and --links exclude each other")
+    cloud = _cloud(endpoint_url, region, execution)
+    result = read_approval(cloud.client("stepfunctions"), execution)
+    link_of: dict[str, str | None] = {}
+    if links and result.status == "RUNNING":
+        inbox, dynamodb = find_inbox(cloud, inbox_stack), cloud.client("dynamodb")
+        link_of = {r.approver: inbox.link(dynamodb, r.task_token) for r in result.pending}
     if as_json:
         body: dict[str, Any] = {"executionArn": execution, "status": result.status,
                                 "pending": [r.approver for r in result.pending]}
         if show_tokens:
             body["requests"] = [{"approver": r.approver, "taskToken": r.task_token, "sentAt": r.sent_at.isoformat()}
                                 for r in result.pending]
+        if links:
+            body["links"] = link_of
         click.echo(json.dumps(body))
     elif result.status != "RUNNING":
         click.echo(f"nobody: {ended(result)}")
@@ -241,7 +256,10 @@ def pending(execution: str, show_tokens: bool, as_json: bool, endpoint_url: str 
         click.echo("nobody yet: the requests are being sent")
     else:
         for request in result.pending:
-            click.echo(f"{request.approver}\t{request.task_token}" if show_tokens else request.approver)
+            if links:
+                click.echo(f"{request.approver}\t{link_of[request.approver] or _NO_LINK_YET}")
+            else:
+                click.echo(f"{request.approver}\t{request.task_token}" if show_tokens else request.approver)
 
 
 def _decision_command(decision: str, verb: str) -> click.Command:

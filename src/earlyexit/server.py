@@ -1,10 +1,13 @@
-"""``earlyexit serve``: an AWS-compatible endpoint (moto's server with the engine fixes), both stacks deployed.
+"""``earlyexit serve``: an AWS-compatible endpoint (moto's server with the engine fixes), both stacks and the
+inbox deployed.
 
-The endpoint speaks the AWS APIs the patterns use (Step Functions, EventBridge, DynamoDB,
-IAM, CloudWatch Logs, SQS), so boto3, the AWS CLI and ``earlyexit --endpoint-url`` work
-against it with any dummy credentials in region us-east-1. An EventBridge rule sends every
-ApprovalRequested event to an SQS queue of the endpoint's own, as an organisation routes
-them to its approvers.
+The endpoint speaks the AWS APIs the stacks use (Step Functions, EventBridge, DynamoDB, IAM,
+CloudWatch Logs, SQS, SNS, Lambda, API Gateway v2), so boto3, the AWS CLI and ``earlyexit
+--endpoint-url`` work against it with any dummy credentials in region us-east-1. An EventBridge
+rule sends every ApprovalRequested event to an SQS queue of the endpoint's own, as an
+organisation routes them to its approvers. The inbox's functions run in this process, its
+HTTP API answers under the endpoint's own address, and its topic feeds the queue
+``earlyexit-notifications``: the messages a person would get by mail.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ import logging
 import os
 import signal
 import socket
+import threading
 import urllib.request
 from types import FrameType
 from typing import Any
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from earlyexit import engine
 from earlyexit.errors import EarlyExitError
+from earlyexit.engine.functions import set_function_endpoint
+from earlyexit.gateway import HttpApiGateway
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 
-__all__ = ["APPROVAL_QUEUE", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
+__all__ = ["APPROVAL_QUEUE", "NOTIFICATION_QUEUE", "ServeError", "deploy_inbox", "deploy_stacks",
+           "route_approval_requests", "serve"]
 
 APPROVAL_QUEUE = "earlyexit-approval-requests"  # the queue's and the rule's name
+NOTIFICATION_QUEUE = "earlyexit-notifications"  # the inbox topic's subscriber: the mails, read locally
 _REGION = "us-east-1"
 
 
@@ -60,6 +69,24 @@ def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
     return queue_url
 
 
+def deploy_inbox(endpoint_url: str, *, region: str = _REGION) -> tuple[dict[str, str], str]:
+    """Deploy the inbox as stack ``earlyexit-inbox`` and subscribe an SQS queue to its topic; returns the
+    inbox's outputs and the queue's URL. The endpoint must be served by this process (its functions run here)."""
+    cloud = Cloud(region=region, endpoint_url=endpoint_url)
+    outputs = cloud.deploy("inbox", stack_name="earlyexit-inbox").outputs
+    sqs: Any = cloud.client("sqs")
+    queue_url = str(sqs.create_queue(QueueName=NOTIFICATION_QUEUE)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic_arn = outputs["NotificationTopicArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                       "Action": "sqs:SendMessage", "Resource": queue_arn,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+    cloud.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return outputs, queue_url
+
+
 class _Stopped(Exception):
     """SIGINT or SIGTERM arrived."""
 
@@ -91,14 +118,21 @@ def _enable_interpreter(endpoint_url: str) -> None:
         response.read()
 
 
+def _server(host: str, port: int) -> BaseWSGIServer:
+    """moto's server application behind the HTTP APIs' gateway, threaded as moto's own server runs it."""
+    app = HttpApiGateway(DomainDispatcherApplication(create_backend_app))
+    return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
 def serve(*, host: str = "127.0.0.1", port: int,
           max_executions: int | None = DEFAULT_MAX_FINISHED_EXECUTIONS) -> None:
     """Serve on ``host``:``port`` (any free port if 0) until SIGINT or SIGTERM, then stop cleanly.
 
     The engine keeps at most ``max_executions`` finished executions (None: all), dropping the oldest.
 
-    When both stacks are deployed, prints one JSON line to stdout:
-    ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}}, "approvalQueueUrl": URL}``.
+    When the stacks are deployed, prints one JSON line to stdout:
+    ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}, "inbox": {outputs}},
+    "approvalQueueUrl": URL, "notificationQueueUrl": URL}``.
     ``host`` must be reachable as ``localhost`` too (a loopback or wildcard address): the
     interpreter sends its own service calls to ``http://localhost:$MOTO_PORT``.
     """
@@ -111,13 +145,18 @@ def serve(*, host: str = "127.0.0.1", port: int,
     # knows AWS managed policies only when asked (the embedded engine's config "iam").
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = _server(host, port)
+    thread = threading.Thread(target=server.serve_forever, name="endpoint", daemon=True)
+    endpoint_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     try:
-        server.start()
-        endpoint_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        thread.start()
+        set_function_endpoint(endpoint_url)
         _enable_interpreter(endpoint_url)
-        ready = {"endpoint": endpoint_url, "stacks": deploy_stacks(endpoint_url),
-                 "approvalQueueUrl": route_approval_requests(endpoint_url)}
+        stacks = deploy_stacks(endpoint_url)
+        approval_queue = route_approval_requests(endpoint_url)
+        stacks["inbox"], notification_queue = deploy_inbox(endpoint_url)
+        ready = {"endpoint": endpoint_url, "stacks": stacks, "approvalQueueUrl": approval_queue,
+                 "notificationQueueUrl": notification_queue}
         print(json.dumps(ready), flush=True)
         while True:
             signal.pause()
@@ -126,5 +165,8 @@ def serve(*, host: str = "127.0.0.1", port: int,
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        server.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+        set_function_endpoint(None)
         engine.uninstall()
