@@ -33,6 +33,7 @@ $(CHECKOV_STAMP):
 demo: $(VENV)/.runtime
 	$(BIN)/earlyexit demo all
 
+# The browser tests use Playwright (test extra) with Debian's Chromium (apt-get install chromium); without it they skip.
 test: $(VENV)/.test $(CHECKOV_STAMP)
 	SAM_CLI_TELEMETRY=0 $(BIN)/python -m pytest
 
