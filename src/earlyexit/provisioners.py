@@ -146,7 +146,15 @@ def queue_policy(deployment: _Deployment, logical_id: str, props: dict[str, Any]
     deployment.physical[logical_id] = logical_id
 
 
+def event_invoke_config(deployment: _Deployment, logical_id: str, props: dict[str, Any]) -> None:
+    request = {key: props[key] for key in ("FunctionName", "Qualifier", "MaximumRetryAttempts",
+                                           "MaximumEventAgeInSeconds", "DestinationConfig") if key in props}
+    deployment.cloud.client("lambda").put_function_event_invoke_config(**request)
+    deployment.physical[logical_id] = logical_id
+
+
 PROVISIONERS = {
+    "AWS::Lambda::EventInvokeConfig": event_invoke_config,
     "AWS::Lambda::Function": lambda_function,
     "AWS::Lambda::Permission": lambda_permission,
     "AWS::Events::Rule": events_rule,
