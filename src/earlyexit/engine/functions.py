@@ -212,8 +212,17 @@ def lambda_functions_run_in_process(p: Patcher) -> None:
         except FunctionError as error:
             return str(error), True, ""
 
+    original_invoke = p.original(LambdaFunction, "invoke")
+
+    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        result = original_invoke(self, body, request_headers, response_headers)
+        if _is_python(self) and response_headers.get("x-amz-function-error") == "Handled":
+            response_headers["x-amz-function-error"] = "Unhandled"  # the handler raised: Lambda says Unhandled
+        return result  # type: ignore[no-any-return]
+
     root = logging.getLogger()
     p.replace(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    p.replace(LambdaFunction, "invoke", invoke)
     p.hook(lambda: root.addHandler(_log_handler), lambda: root.removeHandler(_log_handler))
 
 
