@@ -2,8 +2,13 @@
 
 Each ``ApprovalRequested`` event becomes a stored request with a link id of its own and one
 SNS notification carrying the link; a duplicated event (same task token) finds the same id and
-sends nothing. Each ``ApprovalReminder`` re-sends the approver's latest link. The task token is
-stored for the page function and never written to a notification or a log line.
+sends nothing. Each ``ApprovalReminder`` re-sends the approver's latest link, once per round.
+The task token is stored for the page function and never written to a notification or a log line.
+
+Each notice (the request's, round 0, and each reminder's) is claimed in the request item for
+``LEASE_SECONDS`` before it is published and marked sent after: a copy of the event that arrives
+meanwhile sends nothing, and if the function dies between the claim and the publish, Lambda's
+retry (a minute later) finds the lease expired and sends it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from botocore.exceptions import ClientError
 TABLE = os.environ["REQUESTS_TABLE"]
 TOPIC_ARN = os.environ["TOPIC_ARN"]
 INBOX_URL = os.environ["INBOX_URL"].rstrip("/")
+LEASE_SECONDS = 30  # longer than the function's timeout (10 s), shorter than Lambda's first retry (1 min)
 
 dynamodb = boto3.client("dynamodb")
 sns = boto3.client("sns")
@@ -70,7 +76,7 @@ def _stored_request(detail: dict[str, Any]) -> str:
         "nonce": {"S": secrets.token_urlsafe(24)}, "approver": {"S": approver},
         "pattern": {"S": _text(detail, "pattern")}, "executionArn": {"S": execution_arn},
         "request": {"S": json.dumps(detail.get("request", {}))}, "deadline": {"S": _text(detail, "deadline")},
-        "expiresAt": expires, "createdAt": {"N": str(int(time.time()))},
+        "expiresAt": expires, "createdAt": {"N": str(int(time.time()))}, "notices": {"M": {}},
     }
     try:
         dynamodb.transact_write_items(TransactItems=[
@@ -91,16 +97,33 @@ def _stored_request(detail: dict[str, Any]) -> str:
     return existing["Item"]["requestId"]["S"]
 
 
-def _claim(request_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
-    """Mark the request as notified (for this round) unless it already is: True if this call marked it."""
+def _notice(request_id: str, round_number: int, send: Any) -> bool:
+    """Send notice ``round_number`` of the request with ``send()`` unless it was sent or is being sent;
+    True if this call sent it."""
+    key, names = {"id": {"S": request_id}}, {"#round": str(round_number), "#until": "until"}
+    now = int(time.time())
     try:
-        dynamodb.update_item(TableName=TABLE, Key={"id": {"S": request_id}}, UpdateExpression=update,
-                             ConditionExpression=condition, ExpressionAttributeValues=values)
-        return True
+        dynamodb.update_item(
+            TableName=TABLE, Key=key, ExpressionAttributeNames=names,
+            UpdateExpression="SET notices.#round = :lease",
+            ConditionExpression="attribute_exists(notices) AND attribute_not_exists(notices.#round.sentAt) AND "
+                                "(attribute_not_exists(notices.#round) OR notices.#round.#until < :now)",
+            ExpressionAttributeValues={":lease": {"M": {"until": {"N": str(now + LEASE_SECONDS)}}},
+                                       ":now": {"N": str(now)}})
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
         raise
+    try:
+        send()
+    except Exception:
+        dynamodb.update_item(TableName=TABLE, Key=key, UpdateExpression="REMOVE notices.#round",
+                             ExpressionAttributeNames={"#round": str(round_number)})
+        raise
+    dynamodb.update_item(TableName=TABLE, Key=key, UpdateExpression="SET notices.#round.sentAt = :now",
+                         ExpressionAttributeNames={"#round": str(round_number)},
+                         ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+    return True
 
 
 def _publish(item: dict[str, Any], subject: str, opening: str) -> None:
@@ -120,17 +143,11 @@ def _publish(item: dict[str, Any], subject: str, opening: str) -> None:
 
 def _requested(detail: dict[str, Any]) -> str:
     request_id = _stored_request(detail)
-    now = {":now": {"N": str(int(time.time()))}}
-    if not _claim(request_id, "SET notifiedAt = :now", "attribute_not_exists(notifiedAt)", now):
-        return "duplicate"
     item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": request_id}}, ConsistentRead=True)["Item"]
-    try:
-        _publish(item, f"Approval requested: {item['pattern']['S']}",
-                 f"{item['approver']['S']}, your approval is requested ({item['pattern']['S']}).")
-    except Exception:
-        dynamodb.update_item(TableName=TABLE, Key={"id": {"S": request_id}}, UpdateExpression="REMOVE notifiedAt",
-                             ConditionExpression="notifiedAt = :now", ExpressionAttributeValues=now)
-        raise
+    approver, pattern = item["approver"]["S"], item["pattern"]["S"]
+    if not _notice(request_id, 0, lambda: _publish(item, f"Approval requested: {pattern}",
+                                                   f"{approver}, your approval is requested ({pattern}).")):
+        return "duplicate"
     logger.info("request %s notified", request_id)
     return "notified"
 
@@ -140,20 +157,20 @@ def _reminder(detail: dict[str, Any]) -> str:
     if not isinstance(round_number, int) or isinstance(round_number, bool) or round_number < 1:
         raise ValueError("event detail: reminder must be a positive integer")
     latest = dynamodb.get_item(TableName=TABLE, ConsistentRead=True, Key={
-        "id": {"S": latest_key(_text(detail, "executionArn"), _text(detail, "approver"))}})
-    if "Item" not in latest:
-        logger.warning("reminder %d for a request this inbox never stored", round_number)
+        "id": {"S": latest_key(_text(detail, "executionArn"), _text(detail, "approver"))}}).get("Item")
+    item = latest and dynamodb.get_item(TableName=TABLE, Key={"id": latest["requestId"]}, ConsistentRead=True).get(
+        "Item")
+    if not item:
+        logger.warning("reminder %d for a request this inbox does not hold (never stored, or expired)", round_number)
         return "unknown"
-    request_id = latest["Item"]["requestId"]["S"]
-    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": request_id}}, ConsistentRead=True)["Item"]
-    if "answer" in item:
-        return "answered"
-    if not _claim(request_id, "SET remindedRound = :round",
-                  "attribute_not_exists(remindedRound) OR remindedRound < :round", {":round": {"N": str(round_number)}}):
+    if "answer" in item or "closed" in item or time.time() >= int(item["expiresAt"]["N"]):
+        return "settled"
+    approver, pattern = item["approver"]["S"], item["pattern"]["S"]
+    if not _notice(item["id"]["S"], round_number, lambda: _publish(
+            item, f"Reminder ({round_number}): Approval requested: {pattern}",
+            f"Reminder: {approver}, your approval is still requested ({pattern}).")):
         return "duplicate"
-    _publish(item, f"Reminder ({round_number}): Approval requested: {item['pattern']['S']}",
-             f"Reminder: {item['approver']['S']}, your approval is still requested ({item['pattern']['S']}).")
-    logger.info("request %s reminded (round %d)", request_id, round_number)
+    logger.info("request %s reminded (round %d)", item["id"]["S"], round_number)
     return "reminded"
 
 

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs
 
 import boto3
 import pages
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 TABLE = os.environ["REQUESTS_TABLE"]
 MAX_COMMENT = 1000
@@ -29,8 +30,10 @@ DECISIONS = ("approve", "reject")
 # Step Functions' answers for a token it no longer accepts (its task ended, or the execution did).
 CLOSED_TOKEN_ERRORS = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 
-dynamodb = boto3.client("dynamodb")
-stepfunctions = boto3.client("stepfunctions")
+# Every call answers well inside the function's 10 s timeout, so that a failure is handled, never cut off.
+_QUICK = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+dynamodb = boto3.client("dynamodb", config=_QUICK)
+stepfunctions = boto3.client("stepfunctions", config=_QUICK)
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
@@ -52,11 +55,13 @@ def _expired(item: dict[str, Any]) -> bool:
 
 
 def _execution_state(item: dict[str, Any]) -> str | None:
-    """What the execution's status says of the request: None while it runs, else the outcome or the status."""
+    """What the execution's status says of the request: None while it runs (or cannot be read), else the
+    outcome or the status."""
     try:
         described = stepfunctions.describe_execution(executionArn=item["executionArn"]["S"])
-    except ClientError as error:
-        logger.warning("cannot read the execution of request %s: %s", item["id"]["S"], error.response["Error"]["Code"])
+    except (ClientError, BotoCoreError) as error:
+        code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+        logger.warning("cannot read the execution of request %s: %s", item["id"]["S"], code)
         return None
     if described["status"] == "RUNNING":
         return None
@@ -137,8 +142,8 @@ def answer(item: dict[str, Any] | None, form: dict[str, str]) -> dict[str, Any]:
     try:
         stepfunctions.send_task_success(taskToken=item["taskToken"]["S"], output=json.dumps(
             {"decision": decision, "comment": comment or None}))
-    except ClientError as error:
-        code = error.response["Error"]["Code"]
+    except (ClientError, BotoCoreError) as error:
+        code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
         if code not in CLOSED_TOKEN_ERRORS:
             _withdraw(item, at)
             logger.error("request %s: SendTaskSuccess failed with %s", item["id"]["S"], code)

@@ -8,6 +8,7 @@ without the token being stored twice.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,10 @@ from botocore.exceptions import ClientError
 from earlyexit.errors import EarlyExitError
 from earlyexit.local import Cloud
 
-__all__ = ["DEFAULT_INBOX_STACK", "Inbox", "InboxNotFound", "find_inbox"]
+__all__ = ["DEFAULT_INBOX_STACK", "NOTIFICATION_QUEUE", "Inbox", "InboxNotFound", "deploy_inbox", "find_inbox"]
 
 DEFAULT_INBOX_STACK = "earlyexit-inbox"
+NOTIFICATION_QUEUE = "earlyexit-notifications"  # locally, the inbox topic's subscriber: the mails, to read
 
 
 class InboxNotFound(EarlyExitError):
@@ -65,3 +67,21 @@ def _locally_deployed(cloud: Cloud, stack: str) -> Inbox:
         raise InboxNotFound(f"no inbox stack {stack}: deploy it (sam deploy --config-env inbox; `earlyexit serve` "
                             f"deploys one), or name it with --inbox-stack")
     return Inbox(api_base_url(cloud.endpoint_url, apis[0]["ApiId"]), tables[0])
+
+
+def deploy_inbox(cloud: Cloud, *, stack_name: str = DEFAULT_INBOX_STACK) -> tuple[dict[str, str], str]:
+    """Deploy the inbox into ``cloud`` (where functions run in-process) and subscribe the SQS queue
+    ``earlyexit-notifications`` to its topic, so that the notifications can be read; returns the inbox's
+    outputs and the queue's URL."""
+    outputs = cloud.deploy("inbox", stack_name=stack_name).outputs
+    sqs: Any = cloud.client("sqs")
+    queue_url = str(sqs.create_queue(QueueName=NOTIFICATION_QUEUE)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic_arn = outputs["NotificationTopicArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                       "Action": "sqs:SendMessage", "Resource": queue_arn,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+    cloud.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return outputs, queue_url

@@ -29,13 +29,12 @@ from earlyexit import engine
 from earlyexit.errors import EarlyExitError
 from earlyexit.engine.functions import set_function_endpoint
 from earlyexit.gateway import HttpApiGateway
+from earlyexit.inbox import deploy_inbox
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 
-__all__ = ["APPROVAL_QUEUE", "NOTIFICATION_QUEUE", "ServeError", "deploy_inbox", "deploy_stacks",
-           "route_approval_requests", "serve"]
+__all__ = ["APPROVAL_QUEUE", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
 
 APPROVAL_QUEUE = "earlyexit-approval-requests"  # the queue's and the rule's name
-NOTIFICATION_QUEUE = "earlyexit-notifications"  # the inbox topic's subscriber: the mails, read locally
 _REGION = "us-east-1"
 
 
@@ -67,24 +66,6 @@ def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
                        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
     events.put_targets(Rule=APPROVAL_QUEUE, Targets=[{"Id": "approval-requests", "Arn": queue_arn}])
     return queue_url
-
-
-def deploy_inbox(endpoint_url: str, *, region: str = _REGION) -> tuple[dict[str, str], str]:
-    """Deploy the inbox as stack ``earlyexit-inbox`` and subscribe an SQS queue to its topic; returns the
-    inbox's outputs and the queue's URL. The endpoint must be served by this process (its functions run here)."""
-    cloud = Cloud(region=region, endpoint_url=endpoint_url)
-    outputs = cloud.deploy("inbox", stack_name="earlyexit-inbox").outputs
-    sqs: Any = cloud.client("sqs")
-    queue_url = str(sqs.create_queue(QueueName=NOTIFICATION_QUEUE)["QueueUrl"])
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    topic_arn = outputs["NotificationTopicArn"]
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                       "Action": "sqs:SendMessage", "Resource": queue_arn,
-                       "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
-    cloud.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    return outputs, queue_url
 
 
 class _Stopped(Exception):
@@ -154,7 +135,8 @@ def serve(*, host: str = "127.0.0.1", port: int,
         _enable_interpreter(endpoint_url)
         stacks = deploy_stacks(endpoint_url)
         approval_queue = route_approval_requests(endpoint_url)
-        stacks["inbox"], notification_queue = deploy_inbox(endpoint_url)
+        stacks["inbox"], notification_queue = deploy_inbox(Cloud(region=_REGION, endpoint_url=endpoint_url),
+                                                           stack_name="earlyexit-inbox")
         ready = {"endpoint": endpoint_url, "stacks": stacks, "approvalQueueUrl": approval_queue,
                  "notificationQueueUrl": notification_queue}
         print(json.dumps(ready), flush=True)
