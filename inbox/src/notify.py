@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import textwrap
 import time
 from datetime import datetime
 from typing import Any
@@ -129,11 +130,12 @@ def _notice(request_id: str, round_number: int, send: Any) -> bool:
 def _publish(item: dict[str, Any], subject: str, opening: str) -> None:
     approver, pattern = item["approver"]["S"], item["pattern"]["S"]
     request = json.dumps(json.loads(item["request"]["S"]), indent=2, ensure_ascii=False)
-    message = "\n".join([
-        f"{opening}", "", "Request:", request, "",
+    message = "\n".join([  # prose wrapped at 72 columns, as mail is; the link alone on its line, never cut
+        textwrap.fill(opening, 72), "", "Request:", request, "",
         f"Open until {item['deadline']['S']}. Approve or reject here:",
         link(item["id"]["S"]), "",
-        f"This link is {approver}'s alone: whoever has it can answer as {approver}. Do not forward it.",
+        textwrap.fill(f"This link is {approver}'s alone: whoever has it can answer as {approver}. "
+                      "Do not forward it.", 72),
     ])
     sns.publish(TopicArn=TOPIC_ARN, Subject=subject, Message=message, MessageAttributes={
         "approver": {"DataType": "String", "StringValue": approver},
