@@ -332,3 +332,13 @@ def test_demo_shows_a_notification_the_page_it_links_and_the_answer_given_there(
     assert "Approver: alice" in lines and " [Approve] [Reject]" in lines
     assert "Recorded: you approved. Your comment: fine by me" in lines
     assert "alice approves in the inbox" in lines
+
+
+# -- pending --links --------------------------------------------------------------------------------
+
+
+def test_pending_refuses_show_tokens_and_links_together() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:machine:name"
+    result = _invoke("pending", arn, "--show-tokens", "--links", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "--show-tokens and --links exclude each other" in result.output

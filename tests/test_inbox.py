@@ -462,3 +462,13 @@ def test_no_task_token_is_in_any_page_notification_or_log_line(inbox: Inbox) -> 
     for token in tokens:
         for where, texts in (("page", inbox.pages_seen), ("notification", notifications), ("log line", lines)):
             assert not [text for text in texts if token in text], f"a task token in a {where}"
+
+
+def test_pending_links_without_that_inbox_stack_says_how_to_get_one(inbox: Inbox) -> None:
+    alice, bob = names("alice", "bob")
+    arn = inbox.start("either-or", [alice, bob])
+    inbox.link(alice)
+    result = subprocess.run([sys.executable, "-m", "earlyexit", "pending", arn, "--links", "--inbox-stack", "nope",
+                             "--endpoint-url", inbox.url], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "no inbox stack nope: deploy it (sam deploy --config-env inbox" in result.stderr

@@ -181,9 +181,11 @@ def demo(pattern: str) -> None:
 @click.option("--max-executions", type=click.IntRange(min=1), default=DEFAULT_MAX_FINISHED_EXECUTIONS,
               show_default=True, metavar="N", help="Finished executions kept; the oldest are dropped first.")
 def serve(host: str, port: int, max_executions: int) -> None:
-    """An AWS-compatible endpoint with both stacks deployed and an SQS queue of the approval requests.
+    """An AWS-compatible endpoint with both stacks and the inbox deployed, and SQS queues of the approval
+    requests and of the inbox's notifications.
 
-    Prints one JSON line when ready: {"endpoint": URL, "stacks": {...}, "approvalQueueUrl": URL}.
+    Prints one JSON line when ready: {"endpoint": URL, "stacks": {"either-or", "quorum", "inbox"},
+    "approvalQueueUrl": URL, "notificationQueueUrl": URL}.
     """
     from earlyexit.server import serve as run_server
 
