@@ -24,6 +24,7 @@ from earlyexit.engine import (  # noqa: E402 - after the version check
     jsonata,
     limits,
     mock_config,
+    queues,
     runtime,
     services,
     stop,
@@ -66,6 +67,7 @@ FIXES = (
     limits.send_task_requests_validated,
     functions.lambda_functions_run_in_process,
     functions.rules_invoke_functions,
+    queues.queue_operations_thread_safe,
     histories.history_and_describe_as_aws,
     histories.responses_encoded_fast,
 )
