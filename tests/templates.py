@@ -1,13 +1,16 @@
 """Reading the stacks as files: templates, ASL definitions, their translation, and walks over them.
 
-Shared by the static suites (test_templates.py, test_security.py); nothing here deploys or runs.
+Shared by the static suites (test_templates.py, test_security.py, test_inbox_template.py); nothing here
+deploys or runs.
 """
 
 
 import copy
 import functools
 import json
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,8 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PATTERNS = ("either-or", "quorum")
+INBOX = "inbox"
+STACKS = (*PATTERNS, INBOX)  # every stack folder: the two patterns and the approval inbox
 
 # The contract, "Stack parameters and outputs": name -> (Type, Default).
 CONTRACT_PARAMETERS = {
@@ -88,9 +93,9 @@ IF_NOT_EXISTS = re.compile(r"(?P<attr>\w+)\s*=\s*if_not_exists\(\s*(?P=attr)\s*,
 
 
 @functools.lru_cache
-def sam_template(pattern: str) -> dict:
-    """The pattern's template.yaml as written (read-only: callers must not mutate it)."""
-    return yaml_parse((ROOT / pattern / "template.yaml").read_text())
+def sam_template(stack: str) -> dict:
+    """The template.yaml of a pattern or of the inbox as written (read-only: callers must not mutate it)."""
+    return yaml_parse((ROOT / stack / "template.yaml").read_text())
 
 
 def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
@@ -142,15 +147,54 @@ def rendered_asl(pattern: str) -> dict:
     return json.loads(text)
 
 
+# Local paths `sam package` uploads to S3 before the transform: (resource type, property).
+PACKAGED_PROPERTIES = (("AWS::Serverless::StateMachine", "DefinitionUri"), ("AWS::Serverless::Function", "CodeUri"))
+
+
+def _packaged(stack: str, properties: dict, name: str) -> None:
+    """Replace a local path in properties[name] with an s3:// location, as `sam package` does."""
+    value = properties.get(name)
+    if isinstance(value, str) and not value.startswith("s3://"):
+        properties[name] = f"s3://bucket/{stack}/{value}"
+
+
 @functools.lru_cache
-def translated(pattern: str) -> dict:
-    """The template as plain CloudFormation, translated by aws-sam-translator after `sam package`."""
-    template = copy.deepcopy(sam_template(pattern))
-    state_machine_id, _ = sam_state_machine(pattern)
-    properties = template["Resources"][state_machine_id]["Properties"]
-    properties["DefinitionUri"] = f"s3://bucket/{pattern}/{properties['DefinitionUri']}"
+def translated(stack: str) -> dict:
+    """The template of a pattern or of the inbox as plain CloudFormation, translated by aws-sam-translator
+    after `sam package` (every local DefinitionUri and CodeUri, Globals included, made an s3:// location)."""
+    template = copy.deepcopy(sam_template(stack))
+    for resource_type, name in PACKAGED_PROPERTIES:
+        for resource in resources_of_type(template, resource_type).values():
+            _packaged(stack, resource.setdefault("Properties", {}), name)
+    _packaged(stack, template.get("Globals", {}).get("Function", {}), "CodeUri")
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
     return translator.translate(template, {}, get_managed_policy_map=lambda: {})
+
+
+# --- the tools AWS users run -------------------------------------------------------------
+
+
+@functools.lru_cache
+def run_cfn_lint(stack: str) -> subprocess.CompletedProcess:
+    """cfn-lint on the stack's template.yaml, as a user runs it in the stack's folder (once per session)."""
+    return subprocess.run(
+        [str(BIN / "cfn-lint"), "template.yaml"], cwd=ROOT / stack, capture_output=True, text=True, timeout=300
+    )
+
+
+@functools.lru_cache
+def run_sam_validate(stack: str) -> subprocess.CompletedProcess:
+    """`sam validate --lint` in the stack's folder (once per session)."""
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return subprocess.run(
+        [str(BIN / "sam"), "validate", "--lint"],
+        cwd=ROOT / stack,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # --- walking a state machine definition -----------------------------------------------------

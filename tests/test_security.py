@@ -1,19 +1,22 @@
-"""Security and policy gates on both stacks, run on what CloudFormation deploys.
+"""Security and policy gates on the three stacks (both patterns and the inbox), run on what CloudFormation deploys.
 
 Each SAM template is translated to plain CloudFormation with aws-sam-translator (the helper of
 tests/test_templates.py) and checked by:
 
-- cfn-lint with the serverless rules of cfn-lint-serverless (WS5000: state machines trace with X-Ray);
+- cfn-lint with the serverless rules of cfn-lint-serverless (WS5000: state machines trace with X-Ray;
+  WS1000: functions trace with X-Ray), on every stack;
 - the AWS Control Tower proactive controls for Step Functions and DynamoDB, written as assertions that
   follow each control's CloudFormation Guard rule;
 - checkov, from a venv of its own (.venv-checkov, made by `make test`): checkov pins an old boto3 and
-  packaging that break aws-sam-cli and pytest when installed into .venv;
+  packaging that break aws-sam-cli and pytest when installed into .venv; on every stack, with the
+  per-resource skips of a template's Metadata honoured (each one with its reason);
 - the execution role: "*" only where AWS requires it, and only Step Functions may assume the role.
 
 tests/test_templates.py already checks that the role grants exactly the actions the ASL calls, that
 PutEvents is limited to the bus and the tally actions to the table, and that the only managed policy is
 AWSXrayWriteOnlyAccess; those checks are not repeated here. This file checks that the action derivation
-does fail when a Task integration is added to the ASL without its permission.
+does fail when a Task integration is added to the ASL without its permission. The inbox's function roles
+(actions derived from the handlers' boto3 calls) are checked in tests/test_inbox_template.py.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from pathlib import Path
 import pytest
 from templates import (
     BIN,
+    INBOX,
     LOG_DELIVERY_ACTIONS,
-    PATTERNS,
     ROOT,
+    STACKS,
     actions_called,
     actions_granted,
     as_list,
@@ -48,6 +52,10 @@ FORMS = ("translated", "sam")  # the plain CloudFormation that is deployed, and 
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 TABLE = "AWS::DynamoDB::Table"
 LOG_GROUP = "AWS::Logs::LogGroup"
+FUNCTION = "AWS::Lambda::Function"
+SAM_FUNCTION = "AWS::Serverless::Function"
+# What checkov must be seen to evaluate in every template (not only the ones that exist in it).
+EVALUATED_TYPES = ("AWS::IAM::Role", LOG_GROUP, TABLE, FUNCTION, SAM_FUNCTION)
 
 SERVERLESS_RULES = "cfn_lint_serverless.rules"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -56,18 +64,22 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 # anywhere must go (test_every_allow_listed_checkov_check_still_fails).
 CHECKOV_ALLOWED = {
     # Wants a customer-managed KMS key on each log group. CloudWatch Logs encrypts every log group at rest
-    # anyway, and these hold ERROR events without execution data (IncludeExecutionData: false).
-    "CKV_AWS_158": "log groups are encrypted at rest by default and carry no execution data",
-    # Wants a customer-managed KMS key on the table. SSEEnabled: true uses the AWS managed key
-    # aws/dynamodb, which CT.DYNAMODB.PR.2 accepts; the items are approver names that expire (TTL).
-    "CKV_AWS_119": "the AWS managed KMS key is enough for short-lived tally items (CT.DYNAMODB.PR.2 accepts it)",
+    # anyway. The state machines' groups hold ERROR events without execution data (IncludeExecutionData:
+    # false); the inbox's functions log request ids and outcomes, never a task token; its access log holds
+    # request metadata (caller IP, route, status), no body.
+    "CKV_AWS_158": "log groups are encrypted at rest by default and carry no execution data or task token",
+    # Wants a customer-managed KMS key on each table. SSEEnabled: true uses the AWS managed key
+    # aws/dynamodb, which CT.DYNAMODB.PR.2 accepts. Every item expires (TTL): the quorum's tally items
+    # (approver names) and the inbox's requests, whose task tokens only a caller allowed
+    # states:SendTaskSuccess can use; reading either table takes IAM access to it in any case.
+    "CKV_AWS_119": "the AWS managed KMS key is enough for items that expire (CT.DYNAMODB.PR.2 accepts it)",
 }
 
 # DynamoDB tables allowed to go without point-in-time recovery (CT.DYNAMODB.PR.1): "pattern/LogicalId" -> why.
 POINT_IN_TIME_RECOVERY_NOT_NEEDED: dict[str, str] = {}
 
-# Every DynamoDB table the stacks deploy, read off the translated templates: (pattern, logical id).
-TABLES = [(pattern, table_id) for pattern in PATTERNS for table_id in resources_of_type(translated(pattern), TABLE)]
+# Every DynamoDB table the stacks deploy, read off the translated templates: (stack, logical id).
+TABLES = [(stack, table_id) for stack in STACKS for table_id in resources_of_type(translated(stack), TABLE)]
 
 MISSING_CHECKOV = (
     f"checkov is not installed at {CHECKOV.relative_to(ROOT)}: run `make test`, which creates that venv "
@@ -79,28 +91,32 @@ MISSING_CHECKOV = (
 
 @pytest.fixture(scope="session")
 def template_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
-    """(pattern, form) -> the file a tool reads: the translation as a JSON file, or template.yaml."""
+    """(stack, form) -> the file a tool reads: the translation as a JSON file, or template.yaml."""
     directory = tmp_path_factory.mktemp("translated")
     files = {}
-    for pattern in PATTERNS:
-        path = directory / f"{pattern}.json"
-        path.write_text(json.dumps(translated(pattern), indent=2))
-        files[pattern, "translated"] = path
-        files[pattern, "sam"] = ROOT / pattern / "template.yaml"
+    for stack in STACKS:
+        path = directory / f"{stack}.json"
+        path.write_text(json.dumps(translated(stack), indent=2))
+        files[stack, "translated"] = path
+        files[stack, "sam"] = ROOT / stack / "template.yaml"
     return files
 
 
 @pytest.fixture(scope="session")
 def canary_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """pattern -> its translation with X-Ray tracing removed, which the serverless rules must report."""
+    """stack -> its translation with X-Ray tracing removed (state machines and functions), which the
+    serverless rules must report."""
     directory = tmp_path_factory.mktemp("untraced")
     files = {}
-    for pattern in PATTERNS:
-        cfn = copy.deepcopy(translated(pattern))
+    for stack in STACKS:
+        cfn = copy.deepcopy(translated(stack))
         for state_machine in resources_of_type(cfn, STATE_MACHINE).values():
             state_machine["Properties"].pop("TracingConfiguration", None)
-        files[pattern] = directory / f"{pattern}-untraced.json"
-        files[pattern].write_text(json.dumps(cfn, indent=2))
+        for function in resources_of_type(cfn, FUNCTION).values():
+            function["Properties"].pop("TracingConfiguration", None)
+            function["Properties"].pop("TracingConfig", None)
+        files[stack] = directory / f"{stack}-untraced.json"
+        files[stack].write_text(json.dumps(cfn, indent=2))
     return files
 
 
@@ -127,7 +143,8 @@ def serverless_lint(template_files: dict, canary_files: dict) -> dict[Path, list
 
 @pytest.fixture(scope="session")
 def checkov_results(template_files: dict) -> dict[Path, dict[str, list]] | None:
-    """checkov's results by file ("passed", "failed", "parsing_errors"), from one run over every template.
+    """checkov's results by file ("passed", "failed", "skipped", "parsing_errors"), from one run over every
+    template.
 
     None when the checkov venv is missing: each checkov test then fails (never skips).
     The SAM templates go through the `cloudformation` framework too: checkov's `serverless` framework is
@@ -146,14 +163,15 @@ def checkov_results(template_files: dict) -> dict[Path, dict[str, list]] | None:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"checkov did not report JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
-    by_file: dict[Path, dict[str, list]] = {path: {"passed": [], "failed": [], "parsing_errors": []} for path in files}
+    outcomes = ("passed", "failed", "skipped")
+    by_file: dict[Path, dict[str, list]] = {path: {key: [] for key in (*outcomes, "parsing_errors")} for path in files}
     for framework_report in as_list(report):
         results = framework_report.get("results", {})
-        for outcome in ("passed", "failed"):
+        for outcome in outcomes:
             for check in results.get(f"{outcome}_checks", []):
                 by_file[Path(check["file_abs_path"]).resolve()][outcome].append(check)
         for path in results.get("parsing_errors", []):
-            by_file.setdefault(Path(path).resolve(), {"passed": [], "failed": [], "parsing_errors": []})
+            by_file.setdefault(Path(path).resolve(), {key: [] for key in (*outcomes, "parsing_errors")})
             by_file[Path(path).resolve()]["parsing_errors"].append(path)
     return by_file
 
@@ -168,16 +186,18 @@ def require_checkov(results: dict[Path, dict[str, list]] | None) -> dict[Path, d
 
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("stack", STACKS)
 def test_cfn_lint_with_serverless_rules_reports_nothing(
-    serverless_lint: dict, template_files: dict, pattern: str, form: str
+    serverless_lint: dict, template_files: dict, stack: str, form: str
 ) -> None:
-    """No finding from cfn-lint or the serverless rules.
+    """No finding from cfn-lint or the serverless rules, on each stack, patterns and inbox alike.
 
     The translated template is the one that counts: cfn-lint 1.x validates a SAM template against SAM's
     own schemas without translating it, so rules written for plain CloudFormation types (WS5000 looks
-    for AWS::StepFunctions::StateMachine) see no state machine in template.yaml.
+    for AWS::StepFunctions::StateMachine) see no state machine in template.yaml. A rule a resource's
+    Metadata ignores (cfn-lint: config: ignore_checks) is not reported for that resource.
     """
-    findings = serverless_lint[template_files[pattern, form].resolve()]
+    findings = serverless_lint[template_files[stack, form].resolve()]
     assert [f"{f['Rule']['Id']} {f['Message']}" for f in findings] == []
 
 
@@ -187,6 +207,13 @@ def test_serverless_rules_report_a_state_machine_without_tracing(
     """The gate can fail: WS5000 fires on a copy without tracing, so the rules did load."""
     rules = {f["Rule"]["Id"] for f in serverless_lint[canary_files[pattern].resolve()]}
     assert "WS5000" in rules
+
+
+def test_serverless_rules_report_an_inbox_function_without_tracing(serverless_lint: dict, canary_files: dict) -> None:
+    """The gate can fail on the inbox too: WS1000 fires for each function of a copy without X-Ray tracing."""
+    findings = serverless_lint[canary_files[INBOX].resolve()]
+    untraced = {f["Location"]["Path"][1] for f in findings if f["Rule"]["Id"] == "WS1000"}
+    assert untraced == set(resources_of_type(translated(INBOX), FUNCTION))
 
 
 # --- AWS Control Tower proactive controls, on the translated template ------------------------
@@ -236,24 +263,24 @@ def test_ct_stepfunctions_pr_2_state_machine_traces_with_xray(cfn: dict) -> None
         assert isinstance(tracing, dict) and tracing.get("Enabled") is True, f"{machine_id}: {tracing}"
 
 
-@pytest.mark.parametrize(("pattern", "table_id"), TABLES)
-def test_ct_dynamodb_pr_1_table_has_point_in_time_recovery(pattern: str, table_id: str) -> None:
+@pytest.mark.parametrize(("stack", "table_id"), TABLES)
+def test_ct_dynamodb_pr_1_table_has_point_in_time_recovery(stack: str, table_id: str) -> None:
     """CT.DYNAMODB.PR.1: PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled is true (or a stated reason)."""
-    if POINT_IN_TIME_RECOVERY_NOT_NEEDED.get(f"{pattern}/{table_id}", "").strip():
+    if POINT_IN_TIME_RECOVERY_NOT_NEEDED.get(f"{stack}/{table_id}", "").strip():
         return
-    properties = translated(pattern)["Resources"][table_id]["Properties"]
+    properties = translated(stack)["Resources"][table_id]["Properties"]
     recovery = properties.get("PointInTimeRecoverySpecification")
     assert isinstance(recovery, dict) and recovery.get("PointInTimeRecoveryEnabled") is True, recovery
 
 
-@pytest.mark.parametrize(("pattern", "table_id"), TABLES)
-def test_ct_dynamodb_pr_2_table_is_encrypted_with_a_kms_key(pattern: str, table_id: str) -> None:
+@pytest.mark.parametrize(("stack", "table_id"), TABLES)
+def test_ct_dynamodb_pr_2_table_is_encrypted_with_a_kms_key(stack: str, table_id: str) -> None:
     """CT.DYNAMODB.PR.2: SSESpecification.SSEEnabled is true.
 
     true encrypts with a KMS key (the AWS managed aws/dynamodb unless KMSMasterKeyId names another);
     false or absent means an AWS owned key, which the control does not accept.
     """
-    properties = translated(pattern)["Resources"][table_id]["Properties"]
+    properties = translated(stack)["Resources"][table_id]["Properties"]
     encryption = properties.get("SSESpecification")
     assert isinstance(encryption, dict) and encryption.get("SSEEnabled") is True, encryption
     assert encryption.get("SSEType", "KMS") == "KMS", encryption
@@ -267,17 +294,22 @@ def test_checkov_allow_list_gives_a_reason_for_each_check() -> None:
 
 
 @pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("stack", STACKS)
 def test_checkov_finds_nothing_beyond_the_allow_list(
-    checkov_results: dict | None, template_files: dict, pattern: str, form: str
+    checkov_results: dict | None, template_files: dict, stack: str, form: str
 ) -> None:
-    path = template_files[pattern, form].resolve()
+    """checkov evaluated every role, log group, table and function and failed none beyond CHECKOV_ALLOWED.
+
+    A check a resource's Metadata skips (checkov: skip: id, comment) is reported as skipped, not failed.
+    """
+    path = template_files[stack, form].resolve()
     results = require_checkov(checkov_results)[path]
     assert results["parsing_errors"] == []
-    template = translated(pattern) if form == "translated" else sam_template(pattern)
+    template = translated(stack) if form == "translated" else sam_template(stack)
     expected = {
         f"{resource['Type']}.{rid}"
         for rid, resource in template["Resources"].items()
-        if resource["Type"] in ("AWS::IAM::Role", LOG_GROUP, TABLE)
+        if resource["Type"] in EVALUATED_TYPES
     }
     evaluated = {check["resource"] for check in results["passed"] + results["failed"]}
     assert expected - evaluated == set(), "checkov did not evaluate these resources"
@@ -294,6 +326,41 @@ def test_every_allow_listed_checkov_check_still_fails(checkov_results: dict | No
     results = require_checkov(checkov_results)
     failing = {check["check_id"] for by_outcome in results.values() for check in by_outcome["failed"]}
     assert set(CHECKOV_ALLOWED) - failing == set()
+
+
+def checkov_skips(template: dict) -> dict[str, list[dict]]:
+    """logical id -> the checkov skips in the resource's Metadata (checkov: skip: [{id, comment}])."""
+    skips = {rid: (r.get("Metadata") or {}).get("checkov", {}).get("skip") for rid, r in template["Resources"].items()}
+    return {rid: as_list(entries) for rid, entries in skips.items() if entries}
+
+
+def test_every_checkov_skip_in_the_inbox_template_has_a_reason() -> None:
+    """A skip in a resource's Metadata is an allow-list entry of its own: it states why, in its comment."""
+    skips = checkov_skips(sam_template(INBOX))
+    assert skips, "the inbox template skips no checkov check: this test has nothing to read"
+    without_reason = [
+        (rid, skip.get("id")) for rid, entries in skips.items() for skip in entries
+        if not isinstance(skip, dict) or not str(skip.get("comment") or "").strip()
+    ]
+    assert without_reason == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_checkov_skip_in_the_inbox_template_is_one_checkov_applies(
+    checkov_results: dict | None, template_files: dict, form: str
+) -> None:
+    """checkov reports each Metadata skip as a skipped check of its resource, in both forms (SAM copies a
+    function's Metadata onto the generated function): a skip with a misspelt id, or of a check that does not
+    apply to the resource any more, is stale and must go."""
+    results = require_checkov(checkov_results)[template_files[INBOX, form].resolve()]
+    resources = (translated(INBOX) if form == "translated" else sam_template(INBOX))["Resources"]
+    declared = {
+        (f"{resources[rid]['Type']}.{rid}", skip["id"])
+        for rid, entries in checkov_skips(sam_template(INBOX)).items() for skip in entries
+    }
+    assert declared, "the inbox template skips no checkov check: this test has nothing to read"
+    skipped = {(check["resource"], check["check_id"]) for check in results["skipped"]}
+    assert declared - skipped == set()
 
 
 # --- the execution role --------------------------------------------------------------------

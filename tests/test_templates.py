@@ -8,10 +8,7 @@ come from the contract (docs/ and the README) or are derived from the files them
 from __future__ import annotations
 
 import copy
-import functools
 import json
-import os
-import subprocess
 
 import cfnlint.api
 import pytest
@@ -19,7 +16,6 @@ from jsonata import Jsonata
 from jsonata.jexception import JException
 from templates import (
     BARE_DOLLAR,
-    BIN,
     CONTRACT_OUTPUTS,
     CONTRACT_PARAMETERS,
     IF_NOT_EXISTS,
@@ -28,7 +24,6 @@ from templates import (
     PLACEHOLDER,
     PREDEFINED_ERRORS,
     QUOTED,
-    ROOT,
     actions_called,
     actions_granted,
     actions_of,
@@ -51,6 +46,8 @@ from templates import (
     refers_to,
     rendered_asl,
     resources_of_type,
+    run_cfn_lint,
+    run_sam_validate,
     sam_state_machine,
     sam_template,
     state_machine_role,
@@ -100,27 +97,6 @@ def tally_tasks() -> dict[str, dict]:
 
 
 # --- the tools AWS users run ---------------------------------------------------------------
-
-
-@functools.lru_cache
-def run_cfn_lint(pattern: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "cfn-lint"), "template.yaml"], cwd=ROOT / pattern, capture_output=True, text=True, timeout=300
-    )
-
-
-@functools.lru_cache
-def run_sam_validate(pattern: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return subprocess.run(
-        [str(BIN / "sam"), "validate", "--lint"],
-        cwd=ROOT / pattern,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cfn_lint_reports_nothing(pattern: str) -> None:
