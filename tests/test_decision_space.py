@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -43,6 +44,7 @@ from support import (
 
 from earlyexit.approvals import start_approval
 from earlyexit.errors import WaitTimeout
+from earlyexit.history import history_events
 from earlyexit.local import Cloud, Stack
 
 SILENCE = "silence"
@@ -81,6 +83,12 @@ def test_the_space_has_the_size_the_combinatorics_give() -> None:
     assert len({(k, tuple(a)) for k, a in sample}) >= 490 and {k for k, _ in sample} == {1, 2, 3, 4}
 
 
+def deadline_passed_before(sfn: Any, execution_arn: str, moment: datetime) -> bool:
+    """Whether the deadline flow's Wait ended before ``moment`` (the engine's clock is this process's)."""
+    return any(e["type"] == "WaitStateExited" and e["stateExitedEventDetails"]["name"] == "Wait for the deadline"
+               and e["timestamp"] < moment for e in history_events(sfn, execution_arn))
+
+
 class Overtaken(Exception):
     """The deadline passed before every answer of an unsettled case was counted: the case proved nothing."""
 
@@ -109,10 +117,13 @@ def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum
                     raise Overtaken(execution_arn) from None
                 raise WaitTimeout(f"{error}: {last_events(sfn, execution_arn)}") from None
     if rule.settled_after is None:
+        counted = datetime.now(UTC)  # every answer is in the tally (or has ended its flow) by now
         if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
             raise Overtaken(execution_arn)
         time.sleep(max(0.0, started + deadline - time.monotonic()))  # nothing happens before the deadline
     described = described_end(sfn, execution_arn, timeout=60)
+    if rule.settled_after is None and deadline_passed_before(sfn, execution_arn, counted):
+        raise Overtaken(execution_arn)  # the deadline flow read the tally before the last answer was in it
     pattern = "either-or" if quorum is None else "quorum"
     output = json.loads(described["output"]) if "output" in described else None
     if (described["status"], output) != ("SUCCEEDED", rule.output(pattern, REQUEST, quorum)):
