@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from endpoint import serving
 from templates import state_machine_role, translated
 
 from earlyexit import engine
@@ -60,6 +61,13 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
     else:
         with embedded_cloud() as embedded:
             yield embedded
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[dict[str, Any]]:
+    """One `earlyexit serve` per test process, shared by the suites that drive it over HTTP: its ready line."""
+    with serving() as ready:
+        yield ready
 
 
 @pytest.fixture

@@ -20,12 +20,11 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from endpoint import client, serving
+from endpoint import client
 
 from earlyexit.polling import wait_until
 
@@ -155,10 +154,9 @@ class Inbox:
 
 
 @pytest.fixture(scope="module")
-def inbox() -> Iterator[Inbox]:
-    with serving() as ready:
-        url = ready["endpoint"]
-        yield Inbox(url, ready, Mailbox(client(url, "sqs"), ready["notificationQueueUrl"]), [])
+def inbox(served: dict[str, Any]) -> Inbox:
+    url = served["endpoint"]
+    return Inbox(url, served, Mailbox(client(url, "sqs"), served["notificationQueueUrl"]), [])
 
 
 def names(*people: str) -> list[str]:

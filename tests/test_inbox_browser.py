@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from endpoint import client, serving
+from endpoint import client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from earlyexit.polling import wait_until
@@ -127,12 +127,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def inbox(browser: Browser) -> Iterator[Inbox]:
-    with serving() as ready:
-        url = ready["endpoint"]
-        mailbox = Mailbox(client(url, "sqs"), ready["notificationQueueUrl"],
-                          ready["stacks"]["inbox"]["InboxUrl"].rstrip("/"))
-        yield Inbox(url, ready["stacks"], mailbox, browser)
+def inbox(browser: Browser, served: dict[str, Any]) -> Inbox:
+    url = served["endpoint"]
+    mailbox = Mailbox(client(url, "sqs"), served["notificationQueueUrl"],
+                      served["stacks"]["inbox"]["InboxUrl"].rstrip("/"))
+    return Inbox(url, served["stacks"], mailbox, browser)
 
 
 def _names(*people: str) -> list[str]:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,8 @@ Endpoint = tuple[str, dict[str, dict[str, str]], str]  # URL, each pattern's sta
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Endpoint]:
-    with serving() as ready:
-        yield ready["endpoint"], ready["stacks"], ready["approvalQueueUrl"]
+def server(served: dict[str, Any]) -> Endpoint:
+    return served["endpoint"], served["stacks"], served["approvalQueueUrl"]
 
 
 def _tokens(sfn: Any, execution_arn: str, count: int) -> dict[str, str]:

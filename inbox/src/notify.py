@@ -82,7 +82,8 @@ def _stored_request(detail: dict[str, Any]) -> str:
     try:
         dynamodb.transact_write_items(TransactItems=[
             {"Put": {"TableName": TABLE, "ConditionExpression": "attribute_not_exists(id)",
-                     "Item": {"id": {"S": token_key(task_token)}, "requestId": {"S": request_id}, "expiresAt": expires}}},
+                     "Item": {"id": {"S": token_key(task_token)}, "requestId": {"S": request_id},
+                              "expiresAt": expires}}},
             {"Put": {"TableName": TABLE, "ConditionExpression": "attribute_not_exists(id)", "Item": item}},
             {"Put": {"TableName": TABLE, "Item": {"id": {"S": latest_key(execution_arn, approver)},
                                                   "requestId": {"S": request_id}, "expiresAt": expires}}},

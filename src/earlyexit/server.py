@@ -26,8 +26,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from earlyexit import engine
-from earlyexit.errors import EarlyExitError
 from earlyexit.engine.functions import set_function_endpoint
+from earlyexit.errors import EarlyExitError
 from earlyexit.gateway import HttpApiGateway
 from earlyexit.inbox import deploy_inbox
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
