@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,10 @@ from earlyexit.polling import wait_until
 T = TypeVar("T")
 Answer = tuple[str, str]  # (approver, kind): kind is one of ANSWER_KINDS
 ANSWER_KINDS = ("approve", "reject", "malformed", "failure")
+# What the decision record keeps of each kind of answer (send_answer's): (decision, comment).
+RECORDED = {"approve": ("approve", None), "reject": ("reject", "not now"), "malformed": ("reject", None),
+            "failure": ("reject", None)}
+ISO_MILLISECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 # The states a flow ends in once its decision is counted (their input names the approver).
 _FLOW_DONE = {states.QUORUM.COUNTED, states.QUORUM.MET, states.QUORUM.UNREACHABLE,
@@ -161,11 +166,30 @@ class Expected:
     rejections: list[str]
     settled_after: int | None  # how many answers settled it (None: the deadline)
     late: list[Answer] = field(default_factory=list)  # answers sent after the outcome: refused
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # the record, oldest first, without times
 
     def output(self, pattern: str, request: dict[str, Any], quorum: int | None) -> dict[str, Any]:
+        """The output the rule predicts, its decisions without their times (compare with :func:`timeless`)."""
         output = {"outcome": self.outcome, "pattern": pattern, "request": request, "approvals": self.approvals,
-                  "rejections": self.rejections, "decidedBy": self.decided_by}
+                  "rejections": self.rejections, "decisions": self.decisions, "decidedBy": self.decided_by}
         return output if quorum is None else {**output, "quorum": quorum}
+
+
+def record(answers: Sequence[Answer]) -> list[dict[str, Any]]:
+    """The decision record of ``answers`` (in the order they were received), without the times."""
+    return [{"approver": approver, "decision": RECORDED[kind][0], "comment": RECORDED[kind][1]}
+            for approver, kind in answers]
+
+
+def timeless(output: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``output`` with the times taken out of its decisions, once they are checked: each an ISO-8601 UTC time with
+    milliseconds, oldest first (an AssertionError names a wrong one)."""
+    if output is None or "decisions" not in output:
+        return output
+    times = [d.get("at") for d in output["decisions"]]
+    assert all(isinstance(t, str) and ISO_MILLISECONDS.fullmatch(t) for t in times), f"decision times {times}"
+    assert times == sorted(times), f"decisions not oldest first: {times}"
+    return {**output, "decisions": [{k: v for k, v in d.items() if k != "at"} for d in output["decisions"]]}
 
 
 def in_order(approvers: Sequence[str], names: set[str]) -> list[str]:
@@ -188,12 +212,13 @@ def settle(approvers: Sequence[str], quorum: int, reads: Sequence[tuple[str, set
            ) -> tuple[str, str | None, int | None]:
     """(outcome, decidedBy, index of the settling read) for quorum flows that read these tallies in this order,
     each read being (reader, approvals, rejections): APPROVED once approvals >= quorum, REJECTED once
-    rejections > N - quorum. None settles: TIMED_OUT at the deadline."""
+    rejections > N - quorum. decidedBy is the reader when their own decision is on the winning side, else None
+    (a retried write that found the outcome settled the other way). None settles: TIMED_OUT at the deadline."""
     for index, (reader, approvals, rejections) in enumerate(reads):
         if len(approvals) >= quorum:
-            return "APPROVED", reader, index
+            return "APPROVED", reader if reader in approvals else None, index
         if len(rejections) > len(approvers) - quorum:
-            return "REJECTED", reader, index
+            return "REJECTED", reader if reader in rejections else None, index
     return "TIMED_OUT", None, None
 
 
@@ -212,7 +237,10 @@ def expected(approvers: Sequence[str], answers: Sequence[Answer], quorum: int | 
         outcome, decided_by, index = settle(approvers, quorum, [(a, *t) for (a, _), t in zip(answers, after)])
     if index is None:
         approvals, rejections = after[-1] if after else (set(), set())
-        return Expected(outcome, None, in_order(approvers, approvals), in_order(approvers, rejections), None)
+        counted = [] if quorum is None else list(answers)  # either-or records only the deciding decision
+        return Expected(outcome, None, in_order(approvers, approvals), in_order(approvers, rejections), None,
+                        decisions=record(counted))
     approvals, rejections = after[index]
+    counted = list(answers[:1]) if quorum is None else list(answers[:index + 1])
     return Expected(outcome, decided_by, in_order(approvers, approvals), in_order(approvers, rejections), index + 1,
-                    list(answers[index + 1:]))
+                    list(answers[index + 1:]), record(counted))

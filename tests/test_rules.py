@@ -74,6 +74,16 @@ INVALID: list[tuple[str, str, Any]] = [
     ("approvers-before-quorum", "quorum", {"approvers": ["alice"], "quorum": 0}),
     ("quorum-before-timeout", "quorum", {"approvers": THREE, "quorum": 0, "timeoutSeconds": 0}),
     ("timeout-before-request", "either-or", {"approvers": TWO, "timeoutSeconds": 0, "request": []}),
+    ("reminder-0", "either-or", {"approvers": TWO, "timeoutSeconds": 60, "reminderSeconds": 0}),
+    ("reminder-at-the-deadline", "quorum", {"approvers": THREE, "quorum": 2, "timeoutSeconds": 60,
+                                            "reminderSeconds": 60}),
+    ("reminder-fraction", "either-or", {"approvers": TWO, "timeoutSeconds": 60, "reminderSeconds": 1.5}),
+    ("reminder-string", "quorum", {"approvers": THREE, "quorum": 2, "timeoutSeconds": 60, "reminderSeconds": "10"}),
+    ("reminder-null", "either-or", {"approvers": TWO, "timeoutSeconds": 60, "reminderSeconds": None}),
+    ("reminder-with-a-one-second-deadline", "either-or", {"approvers": TWO, "timeoutSeconds": 1, "reminderSeconds": 1}),
+    ("timeout-before-reminder", "either-or", {"approvers": TWO, "timeoutSeconds": 0, "reminderSeconds": 0}),
+    ("reminder-before-request", "quorum", {"approvers": THREE, "quorum": 2, "timeoutSeconds": 60,
+                                           "reminderSeconds": 0, "request": []}),
 ]
 
 # Inputs at the edge of the rules that both must accept.
@@ -86,6 +96,9 @@ VALID: list[tuple[str, str, Any]] = [
     ("two-approvers-quorum-2", "quorum", {"approvers": TWO, "quorum": 2}),
     ("longest-deadline", "either-or", {"approvers": TWO, "timeoutSeconds": 31_449_600, "request": {}}),
     ("other-fields-ignored", "quorum", {"approvers": THREE, "quorum": 1, "comment": [1], "Approvers": 3}),
+    ("reminder-one-second-before-the-deadline", "quorum", {"approvers": THREE, "quorum": 2, "timeoutSeconds": 60,
+                                                           "reminderSeconds": 59}),
+    ("reminder-every-second", "either-or", {"approvers": TWO, "timeoutSeconds": 2, "reminderSeconds": 1}),
 ]
 
 
@@ -204,3 +217,18 @@ def test_the_state_machine_applies_the_default_quorum_rule_as_the_rules_do(
     execution_input = {"approvers": approvers}
     assert verdict(sfn, quorum_of_three.outputs["StateMachineArn"], execution_input) == check_input(
         "quorum", execution_input, default_quorum=3)
+
+
+@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+def test_the_state_machine_checks_reminders_against_the_stack_s_default_deadline(
+        sfn: Any, machines: dict[str, str], pattern: str) -> None:
+    execution_input = {"approvers": THREE if pattern == "quorum" else TWO, "quorum": 2, "reminderSeconds": 86_400}
+    execution_input = {k: v for k, v in execution_input.items() if pattern == "quorum" or k != "quorum"}
+    expected = check_input(pattern, execution_input, default_timeout_seconds=86_400)
+    assert expected == Violation("reminderSeconds", "reminderSeconds: must be an integer from 1 to timeoutSeconds - 1 "
+                                                    "(86399)")
+    assert verdict(sfn, machines[pattern], execution_input) == expected
+
+
+def test_an_unknown_default_deadline_leaves_reminders_unchecked() -> None:
+    assert check_input("either-or", {"approvers": TWO, "reminderSeconds": 10**9}) is None

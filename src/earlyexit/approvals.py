@@ -32,16 +32,19 @@ class UnknownExecution(ApprovalError):
 
 
 def approval_input(approvers: Sequence[str], *, request: Any = None, quorum: Any = None,
-                   timeout_seconds: Any = None) -> dict[str, Any]:
-    """The execution input; a field left None is not sent, so the stack's default applies."""
-    fields = {"approvers": list(approvers), "request": request, "quorum": quorum, "timeoutSeconds": timeout_seconds}
+                   timeout_seconds: Any = None, reminder_seconds: Any = None) -> dict[str, Any]:
+    """The execution input; a field left None is not sent, so the stack's default applies (no reminders)."""
+    fields = {"approvers": list(approvers), "request": request, "quorum": quorum, "timeoutSeconds": timeout_seconds,
+              "reminderSeconds": reminder_seconds}
     return {key: value for key, value in fields.items() if value is not None}
 
 
 def start_approval(sfn: Any, state_machine_arn: str, approvers: Sequence[str], *, request: dict[str, Any] | None = None,
-                   quorum: int | None = None, timeout_seconds: int | None = None, name: str | None = None) -> str:
+                   quorum: int | None = None, timeout_seconds: int | None = None, reminder_seconds: int | None = None,
+                   name: str | None = None) -> str:
     """Start an approval execution (see :func:`approval_input`); returns its ARN."""
-    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds)
+    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds,
+                                     reminder_seconds=reminder_seconds)
     return str(sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(execution_input),
                                    **({"name": name} if name else {}))["executionArn"])
 

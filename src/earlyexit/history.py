@@ -60,7 +60,7 @@ class Exit:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # started, request, decision, exit, outcome
+    kind: str  # started, request, reminder, decision, exit, outcome
     text: str
 
 
@@ -147,6 +147,20 @@ def _asked(event: dict[str, Any]) -> tuple[str, str] | None:
     return str(detail["approver"]), str(detail["taskToken"])
 
 
+def _reminded(event: dict[str, Any]) -> tuple[int, list[str]] | None:
+    """(round, approvers) if ``event`` schedules a round of reminders."""
+    details = event.get("taskScheduledEventDetails") or {}
+    if details.get("resource") != states.REMIND_RESOURCE:
+        return None
+    entries = (_json(details.get("parameters")) or {}).get("Entries") or []
+    details_of = [_json(e.get("Detail")) if isinstance(e.get("Detail"), str) else e.get("Detail") for e in entries
+                  if e.get("DetailType") == "ApprovalReminder"]
+    reminded = [d for d in details_of if isinstance(d, dict) and isinstance(d.get("approver"), str)]
+    if not reminded:
+        return None
+    return int(reminded[0].get("reminder") or 0), [str(d["approver"]) for d in reminded]
+
+
 def _decision_of(event: dict[str, Any]) -> tuple[str, str | None]:
     if event["type"] == "TaskFailed":
         return "failure", _detail(event).get("cause") or _detail(event).get("error") or None
@@ -197,6 +211,9 @@ class _Reader:
                 self.requests.append(request)
                 self.timeline.append(TimelineEntry(at, "request", f"request {'sent again' if again else 'sent'} "
                                                                   f"to {approver}"))
+            elif kind == "TaskScheduled" and (reminded := _reminded(event)) is not None:
+                number, approvers = reminded
+                self.timeline.append(TimelineEntry(at, "reminder", f"reminder {number} sent to {', '.join(approvers)}"))
             elif kind in ("TaskSucceeded", "TaskFailed"):
                 request, submitted = self._chain(event)
                 if request is None:
@@ -257,6 +274,8 @@ def _started_text(execution_input: dict[str, Any], approvers: list[str]) -> str:
         extra.append(f"quorum {execution_input['quorum']:g} of {len(approvers)}")
     if isinstance(execution_input.get("timeoutSeconds"), (int, float)):
         extra.append(f"deadline {execution_input['timeoutSeconds']:g} s")
+    if isinstance(execution_input.get("reminderSeconds"), (int, float)):
+        extra.append(f"reminders every {execution_input['reminderSeconds']:g} s")
     return f"started: asking {names}" + (f" ({', '.join(extra)})" if extra else "")
 
 

@@ -30,7 +30,7 @@ _REQUEST_CAUSE = "request: must be a JSON object"
 class Violation:
     """The first rule an execution input breaks: its field and the ``InvalidInput`` cause."""
 
-    field: str  # approvers, quorum, timeoutSeconds or request
+    field: str  # approvers, quorum, timeoutSeconds, reminderSeconds or request
     cause: str
 
     def __str__(self) -> str:
@@ -69,11 +69,24 @@ def _quorum_violation(execution_input: dict[str, Any], default_quorum: int | Non
     return None
 
 
-def check_input(pattern: str, execution_input: Any, *, default_quorum: int | None = None) -> Violation | None:
+def _reminder_violation(execution_input: dict[str, Any], default_timeout_seconds: int | None) -> Violation | None:
+    timeout = execution_input.get("timeoutSeconds", default_timeout_seconds)
+    if "reminderSeconds" not in execution_input or timeout is None:
+        return None
+    reminder = execution_input["reminderSeconds"]
+    if is_integer(reminder) and 1 <= reminder <= timeout - 1:
+        return None
+    return Violation("reminderSeconds", f"reminderSeconds: must be an integer from 1 to timeoutSeconds - 1 "
+                                        f"({int(timeout) - 1})")
+
+
+def check_input(pattern: str, execution_input: Any, *, default_quorum: int | None = None,
+                default_timeout_seconds: int | None = None) -> Violation | None:
     """The first rule of ``pattern`` that ``execution_input`` breaks, or None when it is valid.
 
-    ``default_quorum`` is the quorum stack's ``DefaultQuorum`` parameter; when it is not
-    known (None) an input without ``quorum`` is not checked against it.
+    ``default_quorum`` and ``default_timeout_seconds`` are the stack's ``DefaultQuorum`` and
+    ``ApprovalTimeoutSeconds`` parameters; when one is not known (None) an input without ``quorum``
+    is not checked against it, and one without ``timeoutSeconds`` has its ``reminderSeconds`` unchecked.
     """
     if pattern not in ("either-or", "quorum"):
         raise ValueError(f"unknown pattern {pattern!r}")
@@ -85,6 +98,8 @@ def check_input(pattern: str, execution_input: Any, *, default_quorum: int | Non
         timeout = execution_input["timeoutSeconds"]
         if not (is_integer(timeout) and 1 <= timeout <= MAX_TIMEOUT_SECONDS):
             return Violation("timeoutSeconds", _TIMEOUT_CAUSE)
+    if violation := _reminder_violation(execution_input, default_timeout_seconds):
+        return violation
     if "request" in execution_input and not isinstance(execution_input["request"], dict):
         return Violation("request", _REQUEST_CAUSE)
     return None

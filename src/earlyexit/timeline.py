@@ -16,7 +16,8 @@ from earlyexit.polling import wait_until
 
 __all__ = ["console", "elapsed", "render_execution", "watch_execution"]
 
-_STYLES = {"started": "cyan", "request": "blue", "decision": "magenta", "exit": "yellow", "outcome": "bold"}
+_STYLES = {"started": "cyan", "request": "blue", "reminder": "blue", "decision": "magenta", "exit": "yellow",
+           "outcome": "bold"}
 _OUTCOME_STYLES = {"APPROVED": "bold green", "REJECTED": "bold red", "TIMED_OUT": "bold yellow"}
 _ELAPSED_WIDTH = 8  # "+364d23h", the longest elapsed time an execution can show
 
