@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 READY_TIMEOUT = 90.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 30.0
 
 
 @contextmanager

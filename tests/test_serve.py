@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,29 @@ def test_max_executions_keeps_only_the_latest_finished_executions() -> None:
         kept = [sfn.describe_execution(executionArn=arn)["status"] for arn in arns[1:]]
     assert dropped.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
     assert kept == ["FAILED", "FAILED"]
+
+
+def test_an_operation_the_endpoint_does_not_implement_is_an_error_sdks_parse(server: Endpoint) -> None:
+    """Not an HTML 500: a JSON error with its type, 400, which SDKs raise at once instead of retrying."""
+    url, _, _ = server
+    with pytest.raises(ClientError) as raised:
+        client(url, "stepfunctions").list_state_machine_versions(
+            stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:any")
+    assert raised.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+    with pytest.raises(ClientError) as sqs_raised:
+        client(url, "sqs").list_message_move_tasks(SourceArn="arn:aws:sqs:us-east-1:123456789012:q")
+    assert sqs_raised.value.response["Error"]["Code"] == "UnknownOperationException"
+
+
+def test_an_unknown_query_protocol_action_is_an_invalid_action_xml_error(server: Endpoint) -> None:
+    url, _, _ = server
+    request = urllib.request.Request(f"{url}/?Action=NoSuchAction&Version=2010-03-31", headers={
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261206/us-east-1/sns/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    body = refused.value.read().decode()
+    assert refused.value.code == 400 and refused.value.headers["Content-Type"].startswith("text/xml")
+    assert "<Code>InvalidAction</Code>" in body and "<ErrorResponse>" in body

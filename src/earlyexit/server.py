@@ -19,10 +19,15 @@ import signal
 import socket
 import threading
 import urllib.request
+import uuid
+from html import escape
 from types import FrameType
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from botocore.model import OperationNotFoundError
+from flask import Flask, Response, request
+from werkzeug.exceptions import InternalServerError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from earlyexit import engine
@@ -99,9 +104,36 @@ def _enable_interpreter(endpoint_url: str) -> None:
         response.read()
 
 
+def _aws_error(error: InternalServerError) -> Response:
+    """An operation the endpoint does not implement, or an internal failure, answered as AWS SDKs expect: an
+    error document in the request's protocol (JSON ``__type``, or the query protocol's XML), never an HTML page.
+    An unknown operation is the client's error (400, not retried); an internal failure is a 500 that SDKs retry
+    (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html)."""
+    unknown = isinstance(getattr(error, "original_exception", None), NotImplementedError | OperationNotFoundError)
+    code, status = ("UnknownOperationException", 400) if unknown else ("InternalFailure", 500)
+    message = str(error.original_exception) if unknown else "the endpoint failed to process the request"
+    target, content_type = request.headers.get("X-Amz-Target"), request.headers.get("Content-Type", "")
+    if "Action" in request.values and not target:  # the query protocol (XML): an unknown action is InvalidAction
+        xml = (f"<ErrorResponse><Error><Type>{'Sender' if unknown else 'Receiver'}</Type>"
+               f"<Code>{'InvalidAction' if unknown else code}</Code><Message>{escape(message)}</Message></Error>"
+               f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+        return Response(xml, status=status, content_type="text/xml")
+    json_type = content_type if content_type.startswith("application/x-amz-json") else "application/json"
+    return Response(json.dumps({"__type": code, "message": message}), status=status, content_type=json_type,
+                    headers={"x-amzn-ErrorType": code})
+
+
+def _backend_app(service: str) -> Flask:
+    """moto's application for ``service``, its failures answered as AWS errors (:func:`_aws_error`)."""
+    app = create_backend_app(service)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # moto runs it in debug mode, which lets exceptions escape as HTML
+    app.register_error_handler(InternalServerError, _aws_error)
+    return app
+
+
 def _server(host: str, port: int) -> BaseWSGIServer:
     """moto's server application behind the HTTP APIs' gateway, threaded as moto's own server runs it."""
-    app = HttpApiGateway(DomainDispatcherApplication(create_backend_app))
+    app = HttpApiGateway(DomainDispatcherApplication(_backend_app))
     return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
