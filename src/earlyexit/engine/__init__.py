@@ -17,6 +17,7 @@ from earlyexit.engine.registry import PINS, EngineMismatch, Registry, check_vers
 check_versions()  # a different moto or jsonata-python fails here, naming both versions, before its internals load
 
 from earlyexit.engine import (  # noqa: E402 - after the version check
+    asl,
     dynamodb,
     faults,
     functions,
@@ -70,6 +71,12 @@ FIXES = (
     queues.queue_operations_thread_safe,
     histories.history_and_describe_as_aws,
     histories.responses_encoded_fast,
+    asl.choice_without_match_fails_no_choice_matched,
+    asl.states_all_leaves_terminal_errors,
+    asl.error_output_cause_only_when_there_is_one,
+    asl.intrinsic_null_arguments_kept,
+    asl.context_times_as_aws_strings,
+    asl.definition_strings_read_as_json,
 )
 
 

@@ -253,17 +253,17 @@ def history_page(execution: EngineExecution, *, max_results: int | None, next_to
 
 
 def describe_output(execution: Any, execution_arn: str) -> dict[str, Any]:
-    """DescribeExecution's response as moto builds it, plus the stop date of TIMED_OUT executions."""
+    """DescribeExecution's response as moto builds it, plus the stop date of TIMED_OUT executions; the output
+    is always JSON text (a string output quoted: ``"\\"hello\\""``), as the API reference states
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html)."""
     response = {"executionArn": execution_arn, "input": execution.execution_input, "name": execution.name,
                 "startDate": execution.start_date, "stateMachineArn": execution.state_machine_arn,
                 "status": execution.status}
     if execution.status in _ENDED:
         response["stopDate"] = execution.stop_date
     if execution.status == ExecutionStatus.SUCCEEDED:
-        if isinstance(execution.output, str):
-            response["output"] = execution.output
-        elif execution.output is not None:
-            response["output"] = json.dumps(execution.output)
+        # The output is JSON text, whatever its value: a string output is quoted (moto passed a str through).
+        response["output"] = json.dumps(execution.output)
         response["outputDetails"] = execution.output_details
     if execution.error is not None:
         response["error"] = execution.error

@@ -1,7 +1,8 @@
 """JSONata, evaluated as Step Functions evaluates it.
 
 AWS evaluates JSONata 2.x expressions with ``$states`` and the workflow variables bound, plus
-its own functions ``$uuid()``, ``$parse()`` and ``$hash()``
+its own functions ``$partition``, ``$range``, ``$hash``, ``$random`` (with an optional seed),
+``$uuid`` and ``$parse``, and without ``$eval``
 (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html); an undefined
 result or an evaluation error fails the state with ``States.QueryEvaluationError``. moto's
 evaluator is a stub (it expects a JVM bridge that is not shipped): here jsonata-python
@@ -16,6 +17,7 @@ import copy
 import functools
 import hashlib
 import json
+import random
 import re
 import threading
 import uuid
@@ -53,12 +55,72 @@ class JSONataUndefined(Exception):  # noqa: N818 - a result, not a fault
     """The expression evaluated to nothing (undefined)."""
 
 
+def _aws_function_error(message: str) -> JException:
+    return JException("D3137", 0, message)  # D3137: jsonata's code for an error with a message of its own
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise _aws_function_error(f"{what} must be an integer, got {json.dumps(value, default=str)}")
+    return int(value)
+
+
 def _hash(value: str, algorithm: str = "SHA-256") -> str:
     names = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+    if not isinstance(value, str) or algorithm not in names:
+        raise _aws_function_error(f"$hash takes a string and one of {', '.join(names)}")
     return hashlib.new(names[algorithm], value.encode()).hexdigest()
 
 
-_AWS_FUNCTIONS: dict[str, Callable[..., Any]] = {"uuid": lambda: str(uuid.uuid4()), "parse": json.loads, "hash": _hash}
+def _partition(array: Any, size: Any) -> list[Any]:
+    """``$partition(array, chunkSize)``: the array cut in chunks of ``chunkSize`` (the last one may be
+    shorter), as States.ArrayPartition."""
+    chunk = _integer(size, "the chunk size of $partition")
+    if not isinstance(array, list) or chunk < 1:
+        raise _aws_function_error("$partition takes an array and a positive chunk size")
+    return [list(array[i:i + chunk]) for i in range(0, len(array), chunk)]
+
+
+_RANGE_LIMIT = 1000  # States.ArrayRange's limit on the items of the array it builds
+
+
+def _range(start: Any, end: Any, step: Any) -> list[int]:
+    """``$range(start, end, step)``: the integers from ``start`` to ``end`` included, ``step`` apart, as
+    States.ArrayRange."""
+    first, last, by = (_integer(v, f"the {name} of $range") for v, name in ((start, "start"), (end, "end"),
+                                                                            (step, "step")))
+    if by == 0:
+        raise _aws_function_error("the step of $range must not be 0")
+    values = list(range(first, last + (1 if by > 0 else -1), by))
+    if len(values) > _RANGE_LIMIT:
+        raise _aws_function_error(f"$range would build {len(values)} items, more than {_RANGE_LIMIT}")
+    return values
+
+
+def _random(seed: Any = None) -> float:
+    """``$random()`` or ``$random(seed)``: a number in [0, 1); the same seed gives the same number."""
+    if seed is None:
+        return random.random()  # JSONata's $random: not for secrets
+    return random.Random(_integer(seed, "the seed of $random")).random()
+
+
+def _parse(text: Any) -> Any:
+    """``$parse(jsonString)``: the JSON value the string holds."""
+    if not isinstance(text, str):
+        raise _aws_function_error("$parse takes a string")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise _aws_function_error(f"$parse: the string is not JSON ({error})") from None
+
+
+def _eval(*_: Any) -> Any:
+    raise _aws_function_error("$eval is not supported by Step Functions: use $parse to read a JSON string")
+
+
+_AWS_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "uuid": lambda: str(uuid.uuid4()), "parse": _parse, "hash": _hash, "partition": _partition,
+    "range": _range, "random": _random, "eval": _eval}
 _compiled: dict[str, Jsonata] = {}
 _compiled_lock = threading.Lock()
 
@@ -206,8 +268,10 @@ def _evaluate_in_env(env: Environment, expression: str, with_states: bool) -> An
 
 def jsonata_evaluator(p: Patcher) -> None:
     """JSONata expressions (``{% ... %}``, Assign, Output, Arguments, Conditions) evaluate as on AWS, with
-    ``$states`` and the workflow variables bound and AWS's own functions available; an undefined result or
-    an error fails the state with States.QueryEvaluationError.
+    ``$states`` and the workflow variables bound and AWS's own functions available (``$partition``,
+    ``$range``, ``$hash``, ``$random`` with an optional seed, ``$uuid``, ``$parse``; ``$eval``, which AWS
+    does not support, is an error); an undefined result or an error fails the state with
+    States.QueryEvaluationError.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
     """
