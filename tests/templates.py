@@ -430,3 +430,22 @@ def actions_called(definition: dict) -> set[str]:
 def actions_granted(role: dict) -> set[str]:
     """The actions the role allows on specific resources (not Resource "*")."""
     return set().union(*(actions_of(s) for s in allow_statements(role) if not is_wildcard(s)))
+
+
+def trust(role: dict) -> tuple[set[tuple[str, str]], set[str]]:
+    """Who may assume ``role`` and with which actions: ((principal kind, name), ...), {action, ...}.
+
+    Fails on a trust policy that inverts its scope (NotPrincipal, NotAction), allows nobody, or names a
+    principal that is not a named service or account."""
+    statements = as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+    assert [s for s in statements if {"NotPrincipal", "NotAction"} & set(s)] == []
+    allowed = [s for s in statements if s.get("Effect") == "Allow"]
+    assert allowed, "nobody may assume the role"
+    principals: set[tuple[str, str]] = set()
+    actions: set[str] = set()
+    for statement in allowed:
+        principal = statement.get("Principal")
+        assert isinstance(principal, dict), f"Principal {principal!r} is not a named service"
+        principals |= {(kind, name) for kind, names in principal.items() for name in as_list(names)}
+        actions |= set(as_list(statement.get("Action")))
+    return principals, actions

@@ -38,6 +38,7 @@ from templates import (
     sam_template,
     task_states,
     translated,
+    trust,
 )
 
 FUNCTION = "AWS::Lambda::Function"
@@ -510,18 +511,7 @@ def test_each_function_has_a_role_of_its_own(cfn: dict) -> None:
 
 
 def test_only_lambda_may_assume_each_role(role: dict) -> None:
-    statements = as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
-    assert [s for s in statements if {"NotPrincipal", "NotAction"} & set(s)] == []
-    allowed = [s for s in statements if s.get("Effect") == "Allow"]
-    assert allowed, "nobody may assume the role"
-    principals, actions = set(), set()
-    for statement in allowed:
-        principal = statement.get("Principal")
-        assert isinstance(principal, dict), f"Principal {principal!r} is not a named service"
-        principals |= {(kind, name) for kind, names in principal.items() for name in as_list(names)}
-        actions |= set(as_list(statement.get("Action")))
-    assert principals == {("Service", "lambda.amazonaws.com")}
-    assert actions == {"sts:AssumeRole"}
+    assert trust(role) == ({("Service", "lambda.amazonaws.com")}, {"sts:AssumeRole"})
 
 
 def test_each_role_grants_exactly_the_actions_its_handler_calls(cfn: dict, function_id: str, role: dict) -> None:

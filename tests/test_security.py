@@ -46,6 +46,7 @@ from templates import (
     state_machine_role,
     task_states,
     translated,
+    trust,
 )
 
 FORMS = ("translated", "sam")  # the plain CloudFormation that is deployed, and the template.yaml as written
@@ -412,18 +413,7 @@ def test_xray_write_access_is_the_managed_policy_sam_attaches_for_tracing(cfn: d
 
 
 def test_only_step_functions_may_assume_the_role(role: dict) -> None:
-    statements = as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
-    assert [s for s in statements if {"NotPrincipal", "NotAction"} & set(s)] == []
-    allowed = [s for s in statements if s.get("Effect") == "Allow"]
-    assert allowed, "nobody may assume the role"
-    principals, actions = set(), set()
-    for statement in allowed:
-        principal = statement.get("Principal")
-        assert isinstance(principal, dict), f"Principal {principal!r} is not a named service"
-        principals |= {(kind, name) for kind, names in principal.items() for name in as_list(names)}
-        actions |= set(as_list(statement.get("Action")))
-    assert principals == {("Service", "states.amazonaws.com")}
-    assert actions == {"sts:AssumeRole"}
+    assert trust(role) == ({("Service", "states.amazonaws.com")}, {"sts:AssumeRole"})
 
 
 @pytest.mark.parametrize(
