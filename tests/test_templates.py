@@ -24,6 +24,7 @@ from templates import (
     PLACEHOLDER,
     PREDEFINED_ERRORS,
     QUOTED,
+    STACKS,
     actions_called,
     actions_granted,
     actions_of,
@@ -99,13 +100,15 @@ def tally_tasks() -> dict[str, dict]:
 # --- the tools AWS users run ---------------------------------------------------------------
 
 
-def test_cfn_lint_reports_nothing(pattern: str) -> None:
-    result = run_cfn_lint(pattern)
+@pytest.mark.parametrize("stack", STACKS)
+def test_cfn_lint_reports_nothing(stack: str) -> None:
+    result = run_cfn_lint(stack)
     assert (result.returncode, result.stdout.strip()) == (0, ""), result.stdout + result.stderr
 
 
-def test_sam_validate_lint_accepts_the_template(pattern: str) -> None:
-    result = run_sam_validate(pattern)
+@pytest.mark.parametrize("stack", STACKS)
+def test_sam_validate_lint_accepts_the_template(stack: str) -> None:
+    result = run_sam_validate(stack)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "is a valid SAM Template" in output
