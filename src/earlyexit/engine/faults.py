@@ -312,6 +312,11 @@ def injected_service_faults(p: Patcher) -> None:
         def eval_service_task(self: StateTaskService, env: EngineEnvironment, resource_runtime_part: Any,
                               normalised_parameters: dict[str, Any], state_credentials: Any,
                               _original: ServiceTask = original, _service: str = service) -> None:
+            if not env.is_running():
+                # A stopped flow makes no call: its arguments were evaluated while it stopped, every part after
+                # the stop skipped (stop.stopped_flows_end_quietly), so a request would go out half made (an
+                # ApprovalRequested event without its task token, seen under load). AWS sends nothing.
+                return
             call = _the_call(env, _service)
             fired = FAULTS.match(call, _mocked_fault(env, call.state, call.attempt))
             if fired is None:

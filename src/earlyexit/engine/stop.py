@@ -165,14 +165,20 @@ def _root_context(execution: EngineExecution) -> EventHistoryContext:
 def stop_execution_aborts_at_once(p: Patcher) -> None:
     """StopExecution aborts an execution at once, wherever it waits (a callback included), with the given
     error and cause, and answers with the stop date; moto left an execution that waited for a callback
-    RUNNING, dropped error and cause and answered without a stop date.
+    RUNNING, dropped error and cause and answered without a stop date. With moto's interpreter off (moto's
+    default outside the engine, which runs no execution) StopExecution stays moto's.
 
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
     """
-    p.original(StepFunctionResponse, "stop_execution")
+    from earlyexit.engine.runtime import EngineBackend  # runtime imports this module
+
+    original = p.original(StepFunctionResponse, "stop_execution")
 
     def stop_execution_response(self: StepFunctionResponse) -> Any:
-        execution = self.stepfunction_backend.stop_execution(
+        backend = self.stepfunction_backend
+        if not isinstance(backend, EngineBackend):  # moto's interpreter is off: its backend only records executions
+            return original(self)
+        execution = backend.stop_execution(
             self._get_param("executionArn"), error=self._get_param("error"), cause=self._get_param("cause"))
         return ActionResult({"stopDate": execution.stop_date})
 
@@ -234,7 +240,9 @@ def stopped_flows_end_quietly(p: Patcher) -> None:
     when it stopped, with every sub-expression skipped, which then failed (an empty evaluation stack) and was
     logged, with the whole parse tree, by every component it passed through and by the flow's program. Now
     the component where that failure of a stopped flow appears ends quietly, and so does the flow. The
-    same failure in a running flow is still reported (States.Runtime, logged).
+    same failure in a running flow is still reported (States.Runtime, logged). A flow stopped while it
+    evaluated a task's arguments makes no service call (checked where every call passes:
+    faults.injected_service_faults), so no half-made request goes out.
 
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
     """
