@@ -25,10 +25,11 @@ NODE, NPM = shutil.which("node"), shutil.which("npm")
 def sdk() -> Path:
     """tests/js with the SDK installed (npm, once; node_modules is not committed)."""
     if NODE is None or NPM is None:
-        pytest.skip("Node.js and npm are not installed: the JavaScript SDK test needs them (apt-get install nodejs npm)")
+        pytest.skip("Node.js and npm are not installed: the JavaScript SDK test needs them "
+                    "(apt-get install nodejs npm)")
     if not (JS / "node_modules" / "@aws-sdk" / "client-sfn").is_dir():
-        result = subprocess.run([NPM, "install", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel", "error"], cwd=JS,
-                                capture_output=True, text=True, timeout=300)
+        install = [NPM, "install", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel", "error"]
+        result = subprocess.run(install, cwd=JS, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
     return JS
 
