@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.session
 from moto.core.responses import EmptyResult
 from moto.stepfunctions.exceptions import ValidationException
-from moto.stepfunctions.parser.api import InvalidOutput
+from moto.stepfunctions.parser.api import InvalidOutput, InvalidToken
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -65,15 +65,23 @@ def send_task_requests_validated(p: Patcher) -> None:
     """SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat are refused with ValidationException when a
     value breaks the API's length constraints, and SendTaskSuccess with InvalidOutput when ``output`` is
     not JSON; nothing reaches the task, which keeps waiting. SendTaskFailure's ``cause`` reaches the task.
+    A token Step Functions never issued is InvalidToken whatever the output (the API reference does not
+    order the checks; moto's tests verified against AWS send a bad token with output that is not JSON and
+    get InvalidToken).
 
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html
     """
+    from earlyexit.engine.runtime import EngineBackend  # runtime imports the engine's other modules
+
     def send_task_success(self: StepFunctionResponse) -> EmptyResult:
         token, output = self._get_param("taskToken"), self._get_param("output")
         validate("SendTaskSuccess", {"taskToken": token, "output": output})
         try:
             json.loads(output)
         except (TypeError, ValueError):
+            backend = self.stepfunction_backend
+            if isinstance(backend, EngineBackend) and token not in backend.tokens:
+                raise InvalidToken() from None
             raise _invalid_output() from None
         self.stepfunction_backend.send_task_success(token, output)
         return EmptyResult()

@@ -165,12 +165,17 @@ _CLIENT_MODULES = [f"moto.stepfunctions.parser.asl.component.state.{name}" for n
     "exec.state_map.result_writer.resource_eval.resource_eval_s3")]
 
 
+# Services whose emulation reads the signature (an unsigned request is anonymous to moto's S3).
+_SIGNED = frozenset({"s3"})
+
+
 def reuse_service_clients(p: Patcher) -> None:
     """One client per service and region, reused by every task (boto3 clients are thread-safe); moto built a
     new client for every call, tens of milliseconds each. In-process, the clients do not sign their requests:
     moto signed them with fixed dummy keys that no emulated service checks, the region is in the request's
     URL, and signing was a quarter of each call (through a server the URL has no region, so they still sign).
-    Performance only: the calls are unchanged.
+    S3 clients still sign: moto's S3 takes an unsigned request for an anonymous one and refuses it (403) on
+    a private bucket, as S3 does. Performance only: the calls are unchanged.
 
     https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html
     """
@@ -184,7 +189,7 @@ def reuse_service_clients(p: Patcher) -> None:
         with lock:
             if key not in cache_:
                 client = original(region=region, service=service)
-                if botocore_stubber.enabled:
+                if botocore_stubber.enabled and service not in _SIGNED:
                     client.meta.events.register_first("choose-signer", disable_signing)
                 cache_[key] = client
             return cache_[key]

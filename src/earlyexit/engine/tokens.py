@@ -5,7 +5,8 @@ On AWS a task token is good for one answer while its task attempt waits for it
 An answer to a token whose attempt already has one, was stopped (a sibling branch ended the
 Parallel, StopExecution), failed (its request failed after it went out, and Retry asked
 again with a new token), or whose execution has ended, gets ``TaskTimedOut``; a token Step
-Functions never issued gets ``InvalidToken``
+Functions never issued gets ``InvalidToken`` ("Invalid Token: 'Invalid token'", the message moto's
+AWS-verified tests expect)
 (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
 moto kept stopped tasks waiting (threads blocked for years) and accepted their tokens,
 accepted a token twice, accepted a failed attempt's token silently, refused late tokens with
@@ -17,8 +18,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from moto.stepfunctions.exceptions import InvalidToken
-from moto.stepfunctions.parser.api import ExecutionStatus, TaskDoesNotExist, TaskTimedOut
+from moto.stepfunctions.parser.api import ExecutionStatus, InvalidToken, TaskDoesNotExist, TaskTimedOut
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
