@@ -18,6 +18,7 @@ check_versions()  # a different moto or jsonata-python fails here, naming both v
 
 from earlyexit.engine import (  # noqa: E402 - after the version check
     asl,
+    definitions,
     dynamodb,
     faults,
     functions,
@@ -77,6 +78,9 @@ FIXES = (
     asl.intrinsic_null_arguments_kept,
     asl.context_times_as_aws_strings,
     asl.definition_strings_read_as_json,
+    definitions.definitions_parsed_independently,
+    definitions.definitions_validated_as_aws,
+    definitions.validate_state_machine_definition,
 )
 
 

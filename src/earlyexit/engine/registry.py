@@ -97,6 +97,13 @@ class Patcher:
             self.missing.append(f"{_label(owner)}.{name}")
         self.steps.append(_Patch(self.fix, owner, name, value))
 
+    def add(self, owner: object, name: str, value: object) -> None:
+        """Set ``owner.name`` to ``value`` at install and remove it at uninstall: something moto lacks (an
+        operation); ``owner.name`` must not exist."""
+        if hasattr(owner, name):
+            self.missing.append(f"{_label(owner)}.{name} (expected absent: it would be replaced, not added)")
+        self.steps.append(_Patch(self.fix, owner, name, value))
+
     def hook(self, apply: Callable[[], None], undo: Callable[[], None]) -> None:
         """Run ``apply`` at install (in order with the patches) and ``undo`` at uninstall."""
         self.steps.append(_Hook(self.fix, apply, undo))
