@@ -29,6 +29,7 @@ from earlyexit.engine import (  # noqa: E402 - after the version check
     queues,
     runtime,
     services,
+    shapes,
     stop,
     tokens,
     waits,
@@ -81,6 +82,8 @@ FIXES = (
     definitions.definitions_parsed_independently,
     definitions.definitions_validated_as_aws,
     definitions.validate_state_machine_definition,
+    shapes.list_executions_validated,
+    shapes.describe_state_machine_for_execution_as_aws,
 )
 
 

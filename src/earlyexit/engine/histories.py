@@ -228,9 +228,23 @@ def _from_token(token: str, execution_arn: str, reverse: bool, total: int) -> in
     return int(index)
 
 
+_EXECUTION_DATA = ("input", "inputDetails", "output", "outputDetails")
+
+
+def _without_execution_data(encoded: str) -> str:
+    """An encoded event without the input and output of its details (the same encoding otherwise)."""
+    event = json.loads(encoded)
+    for details in event.values():
+        if isinstance(details, dict):
+            for key in _EXECUTION_DATA:
+                details.pop(key, None)
+    return json.dumps(event)
+
+
 def history_page(execution: EngineExecution, *, max_results: int | None, next_token: str | None,
-                 reverse: bool) -> str:
-    """The GetExecutionHistory body of one page of ``execution``'s events."""
+                 reverse: bool, include_data: bool = True) -> str:
+    """The GetExecutionHistory body of one page of ``execution``'s events (without their input and output when
+    not ``include_data``)."""
     if max_results is not None and not 0 <= max_results <= _MAX_PAGE:
         raise ValidationException(f"1 validation error detected: Value '{max_results}' at 'maxResults' failed to "
                                   f"satisfy constraint: Member must have value {'less' if max_results > 0 else 'greater'}"
@@ -246,22 +260,32 @@ def history_page(execution: EngineExecution, *, max_results: int | None, next_to
         start = _from_token(next_token, execution.exec_arn, False, total) if next_token else 0
         page = events[start:start + limit]
         following = start + limit if start + limit < total else None
+    if not include_data:
+        page = [_without_execution_data(event) for event in page]
     body = '{"events": [' + ", ".join(page) + "]"
     if following is not None:
         body += ', "nextToken": ' + _encode_string(_page_token(execution.exec_arn, following, reverse))
     return body + "}"
 
 
-def describe_output(execution: Any, execution_arn: str) -> dict[str, Any]:
+def describe_output(execution: Any, execution_arn: str, *, included_data: str | None = None) -> dict[str, Any]:
     """DescribeExecution's response as moto builds it, plus the stop date of TIMED_OUT executions; the output
     is always JSON text (a string output quoted: ``"\\"hello\\""``), as the API reference states
-    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html)."""
-    response = {"executionArn": execution_arn, "input": execution.execution_input, "name": execution.name,
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html). It has the
+    API's redrive members (``redriveCount``, ``redriveStatus``) and, with ``included_data`` METADATA_ONLY,
+    neither the input nor the output (nor their details)."""
+    from earlyexit.engine.shapes import redrive_fields
+
+    with_data = included_data != "METADATA_ONLY"
+    response = {"executionArn": execution_arn, "name": execution.name,
                 "startDate": execution.start_date, "stateMachineArn": execution.state_machine_arn,
                 "status": execution.status}
+    if with_data:
+        response["input"] = execution.execution_input
+        response["inputDetails"] = {"included": True}
     if execution.status in _ENDED:
         response["stopDate"] = execution.stop_date
-    if execution.status == ExecutionStatus.SUCCEEDED:
+    if execution.status == ExecutionStatus.SUCCEEDED and with_data:
         # The output is JSON text, whatever its value: a string output is quoted (moto passed a str through).
         response["output"] = json.dumps(execution.output)
         response["outputDetails"] = execution.output_details
@@ -269,6 +293,7 @@ def describe_output(execution: Any, execution_arn: str) -> dict[str, Any]:
         response["error"] = execution.error
     if execution.cause is not None:
         response["cause"] = execution.cause
+    response.update(redrive_fields(execution))
     return response
 
 
@@ -327,9 +352,28 @@ def history_and_describe_as_aws(p: Patcher) -> None:
     """GetExecutionHistory pages as AWS pages it (maxResults, nextToken, reverseOrder), each event encoded once,
     and DescribeExecution gives every ended execution its stop date (moto's had none for TIMED_OUT).
 
+    GetExecutionHistory with ``includeExecutionData`` false leaves out the execution data ("input or output of
+    a history event"): each event's ``input`` and ``output``, and their details (the reference does not say
+    whether the details stay; they describe data that is not there, so they go too). moto ignored the flag.
+
+    DescribeExecution has ``inputDetails`` (``{"included": true}``, "Always true for API calls"),
+    ``redriveCount`` 0 (no execution is redriven: the engine has no RedriveExecution) and ``redriveStatus``:
+    NOT_REDRIVABLE while RUNNING and once SUCCEEDED (with the reference's reasons "Execution is RUNNING and
+    cannot be redriven", "Execution is SUCCEEDED and cannot be redriven"), REDRIVABLE once FAILED, TIMED_OUT
+    or ABORTED (RedriveExecution "restarts unsuccessful executions of Standard workflows [...] failed,
+    aborted, or timed out"; NOT_REDRIVABLE for EXPRESS, which RedriveExecution does not support). Note: the
+    engine itself does not implement RedriveExecution, so a REDRIVABLE execution cannot be redriven here. With
+    ``includedData`` METADATA_ONLY it leaves out the input and output and their details (the reference
+    documents the value for encrypted definitions without listing the members it drops; the input and output
+    are the execution's data). moto returned none of these members and ignored ``includedData``.
+
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_CloudWatchEventsExecutionDataDetails.html
     """
     from earlyexit.engine.runtime import EngineBackend
+    from earlyexit.engine.shapes import validate_request
 
     original_history = p.original(StepFunctionResponse, "get_execution_history")
     original_describe = p.original(StepFunctionResponse, "describe_execution")
@@ -341,14 +385,16 @@ def history_and_describe_as_aws(p: Patcher) -> None:
         execution = backend.describe_execution(self._get_param("executionArn"))
         return _Encoded(history_page(execution, max_results=self._get_param("maxResults"),
                                      next_token=self._get_param("nextToken"),
-                                     reverse=bool(self._get_param("reverseOrder"))))
+                                     reverse=bool(self._get_param("reverseOrder")),
+                                     include_data=self._get_param("includeExecutionData") is not False))
 
     def describe_execution(self: StepFunctionResponse) -> ActionResult:
         backend = self.stepfunction_backend
         if not isinstance(backend, EngineBackend):
             return original_describe(self)
-        arn = self._get_param("executionArn")
-        return ActionResult(describe_output(backend.describe_execution(arn), arn))
+        arn, included_data = self._get_param("executionArn"), self._get_param("includedData")
+        validate_request("DescribeExecution", {"executionArn": arn, "includedData": included_data})
+        return ActionResult(describe_output(backend.describe_execution(arn), arn, included_data=included_data))
 
     p.replace(StepFunctionResponse, "get_execution_history", get_execution_history)
     p.replace(StepFunctionResponse, "describe_execution", describe_execution)
