@@ -45,9 +45,9 @@ from earlyexit.history import Execution, history_events, read_execution, request
 from earlyexit.local import PATTERNS, Cloud, embedded_cloud
 from earlyexit.polling import wait_until
 
-__all__ = ["LOAD_IN_FLIGHT", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "Scenario", "Table",
-           "Usage", "approvers", "combined", "main", "measure", "polling_transitions", "render", "report",
-           "retained_bytes", "run_load", "run_load_on_engines"]
+__all__ = ["LOAD_IN_FLIGHT", "REMINDED", "SCALE_APPROVERS", "SCENARIOS", "LoadResult", "Measurement", "ReminderRound",
+           "Scenario", "Table", "Usage", "approvers", "combined", "main", "measure", "measure_reminder_rounds",
+           "polling_transitions", "render", "report", "retained_bytes", "run_load", "run_load_on_engines"]
 
 # us-east-1 list prices, in dollars per request.
 PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard: $0.025 per 1,000 state transitions
@@ -73,6 +73,11 @@ LOAD_PATIENCE = 300.0  # seconds an execution may take to send its requests, and
 SCALE_APPROVERS = (3, 5, 10, 40)  # quorum sizes whose cost per execution is measured
 SCALE_RUNS = 5
 MEMORY_RUNS = 100  # executions over which the heap a finished one keeps is measured
+# Reminder rounds are measured on executions nobody answers (every approver pending), a deadline of
+# REMINDER_TIMEOUT s with a round every REMINDER_SECONDS s, each beside its twin without reminderSeconds.
+REMINDED = (("either-or", 2), ("quorum", 3), ("quorum", 40))  # (pattern, approvers)
+REMINDER_TIMEOUT = 3
+REMINDER_SECONDS = 1
 
 _NAMES = ("alice", "bob", "carol", "dave", "erin")
 REQUEST = {"item": "laptop", "price": 1499}
@@ -239,6 +244,66 @@ def measure(sfn: Any, state_machine_arn: str, scenario: Scenario, runs: int, *, 
     _play(sfn, state_machine_arn, scenario)
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, runs))) as pool:
         return Measurement(scenario, list(pool.map(lambda _: _play(sfn, state_machine_arn, scenario), range(runs))))
+
+
+@dataclass(frozen=True)
+class ReminderRound:
+    """What one reminder round of an execution costs, every approver pending."""
+
+    pattern: str
+    pending: int  # approvers reminded in each round
+    rounds: int  # rounds the measured execution sent
+    usage: Usage  # per round: transitions, PutEvents calls, WRU, RRU
+    events: float  # per round: ApprovalReminder events (EventBridge bills events, not calls)
+
+    @property
+    def cost(self) -> float:
+        """Dollars per round: transitions + events + RRU."""
+        return self.usage.step_functions_cost + self.events * PER_EVENT + self.usage.read_units * PER_READ_UNIT
+
+
+def _events_put(events: list[dict[str, Any]]) -> int:
+    """Events the execution's PutEvents tasks put (each call's entries)."""
+    return sum(len(json.loads(e["taskScheduledEventDetails"]["parameters"]).get("Entries") or [])
+               for e in events if e["type"] == "TaskScheduled"
+               and e["taskScheduledEventDetails"]["resourceType"] == "events")
+
+
+def _reminder_numbers(events: list[dict[str, Any]]) -> set[int]:
+    """The rounds (``detail.reminder``) of the ApprovalReminder events the execution's tasks put."""
+    numbers = set()
+    for event in events:
+        if event["type"] == "TaskScheduled" and event["taskScheduledEventDetails"]["resource"] == "putEvents":
+            for entry in json.loads(event["taskScheduledEventDetails"]["parameters"]).get("Entries") or []:
+                detail = entry.get("Detail")
+                detail = json.loads(detail) if isinstance(detail, str) else detail
+                if entry.get("DetailType") == "ApprovalReminder" and isinstance(detail, dict):
+                    numbers.add(int(detail["reminder"]))
+    return numbers
+
+
+def measure_reminder_rounds(sfn: Any, machines: dict[str, str]) -> list[ReminderRound]:
+    """One round's figures for each of :data:`REMINDED`: an execution nobody answers with reminderSeconds, less
+    its twin without, divided by its rounds; every count read from the two histories. All run at once."""
+    def play(pattern: str, count: int, reminder_seconds: int | None) -> list[dict[str, Any]]:
+        arn = start_approval(sfn, machines[pattern], list(approvers(count)), request=REQUEST,
+                             quorum=count // 2 + 1 if pattern == "quorum" else None,
+                             timeout_seconds=REMINDER_TIMEOUT, reminder_seconds=reminder_seconds)
+        wait_for_outcome(sfn, arn, timeout=REMINDER_TIMEOUT + 60)
+        return history_events(sfn, arn)
+
+    plays = [(pattern, count, seconds) for pattern, count in REMINDED for seconds in (REMINDER_SECONDS, None)]
+    with ThreadPoolExecutor(max_workers=len(plays)) as pool:
+        histories = list(pool.map(lambda p: play(*p), plays))
+    measured = []
+    for (pattern, count), with_reminders, without in zip(REMINDED, histories[::2], histories[1::2], strict=True):
+        rounds = len(_reminder_numbers(with_reminders))
+        more, base = Usage.of(with_reminders), Usage.of(without)
+        usage = Usage(*((getattr(more, f) - getattr(base, f)) / rounds
+                        for f in ("transitions", "put_events", "write_units", "read_units")))
+        measured.append(ReminderRound(pattern, count, rounds, usage,
+                                      (_events_put(with_reminders) - _events_put(without)) / rounds))
+    return measured
 
 
 def polling_transitions(measured: Usage, approver_flows: int, wait_seconds: int) -> float:
@@ -514,8 +579,9 @@ def _scenario_table(measurements: list[Measurement], runs: int) -> Table:
         [("transitions = states entered in the execution's history (what Step Functions Standard bills; a retry "
           "would add one per attempt, none happened); a range in brackets means the runs differed."),
          ("PutEvents, WRU, RRU = TaskScheduled events in the history: putEvents, dynamodb updateItem, getItem. "
-          "Assumed: 1 WRU per UpdateItem (the tally item stays under 1 KB), 1 RRU per strongly consistent "
-          "GetItem (the item is under 4 KB; an eventually consistent one would be 0.5)."),
+          "Assumed: 1 WRU per UpdateItem (a tally item of 3 approvers and their decision records, without "
+          "comments, stays under 1 KB), 1 RRU per strongly consistent GetItem (the item is under 4 KB; an "
+          "eventually consistent one would be 0.5)."),
          ("$ / 1,000 executions = 1,000 × (transitions × $0.025 / 1,000 + PutEvents × $1.00 / 1e6 "
           "+ WRU × $0.625 / 1e6 + RRU × $0.125 / 1e6); the Step Functions column is the transitions term alone."),
          ("decision → end: from the deciding SendTaskSuccess call returning to the execution's stopDate "
@@ -534,8 +600,34 @@ def _scale_table(measurements: list[Measurement]) -> Table:
     return Table(
         f"Quorum by number of approvers: a majority approves, one after the other ({SCALE_RUNS} runs each)",
         [">approvers", ">quorum", *_USAGE_COLUMNS], rows,
-        ["Same figures and formulas as the first table; each execution asks every approver (one PutEvents each) "
-         "and records each decision until the quorum is met (one UpdateItem each)."])
+        [("Same figures and formulas as the first table; each execution asks every approver (one PutEvents each) "
+          "and records each decision until the quorum is met (one UpdateItem each, counted as 1 WRU)."),
+         ("DynamoDB bills an UpdateItem 1 WRU per KB of the larger of the item before and after it: with the "
+          "decision records, a large quorum's tally item passes 1 KB (40 approvers: after about ten decisions "
+          "without comments), so its later writes cost 2 WRU or more; docs/benchmark.md has the sizes.")])
+
+
+def _reminder_table(rounds: list[ReminderRound]) -> Table:
+    rows = [[r.pattern, str(r.pending), _count(r.usage.transitions), _count(r.usage.put_events), _count(r.events),
+             _count(r.usage.read_units), _dollars(r.usage.step_functions_cost * 1000), _dollars(r.cost * 1000)]
+            for r in rounds]
+    return Table(
+        "Per reminder round (reminderSeconds), every approver pending, measured on the embedded engine",
+        ["pattern", ">approvers reminded", ">transitions", ">PutEvents calls", ">events", ">DynamoDB RRU",
+         ">Step Functions $ / 1,000 rounds", ">total $ / 1,000 rounds"],
+        rows,
+        [(f"Each figure is an execution nobody answers (deadline {REMINDER_TIMEOUT} s, a round every "
+          f"{REMINDER_SECONDS} s, so {rounds[0].rounds if rounds else 0} rounds) less its twin without "
+          "reminderSeconds, divided by its rounds; every count is read from the two histories."),
+         ("either-or: Wait, Choice and one PutEvents call with an event per approver (3 transitions). quorum: "
+          "Wait, Choice, a strongly consistent GetItem of the tally, the Map, and one PutEvents call per ten "
+          "pending approvers (4 + ⌈p / 10⌉ transitions, p events); only those who have not answered are "
+          "reminded, so a round with p pending costs the row of p."),
+         ("$ / 1,000 rounds = 1,000 × (transitions × $0.025 / 1,000 + events × $1.00 / 1e6 + RRU × $0.125 / 1e6): "
+          "EventBridge bills each event, whatever the calls. 1 RRU per read while the tally item is under 4 KB "
+          "(comments of the decision record can make it larger: 1 RRU per 4 KB)."),
+         ("Without reminderSeconds an execution has no rounds; one that times out enters the Choice "
+          "\"Remind or end\" once, one transition more than before reminders; a decided one costs the same.")])
 
 
 def _polling_table(measurements: list[Measurement]) -> Table:
@@ -599,17 +691,18 @@ def _load_table(loads: list[LoadResult], retained: float | None) -> Table:
          ("late answers refused: answers that arrived after another one settled the outcome, refused with "
           "TaskTimedOut as on AWS; not a failure. The bench exits non-zero unless hangs, lost decisions, wrong "
           "outcomes and other errors are all zero."),
-         *([f"Memory: a finished quorum execution (3 approvers) keeps {retained / 1024:,.0f} KiB of Python heap in "
-            "the engine (its history, raw and encoded, its output, its task tokens), measured with tracemalloc "
-            f"over {MEMORY_RUNS} executions; embedded_cloud keeps at most 10,000 finished executions per account "
-            "and region (max_finished_executions), the oldest dropped first."] if retained is not None else [])])
+         *([(f"Memory: a finished quorum execution (3 approvers) keeps {retained / 1024:,.0f} KiB of Python heap "
+             "in the engine (its history, raw and encoded, its output, its task tokens), measured with tracemalloc "
+             f"over {MEMORY_RUNS} executions; embedded_cloud keeps at most 10,000 finished executions per account "
+             "and region (max_finished_executions), the oldest dropped first.")] if retained is not None else [])])
 
 
 def report(measurements: list[Measurement], scale: list[Measurement], loads: list[LoadResult], *,
-           runs: int, retained: float | None = None) -> list[Table]:
-    """The bench's tables: the scenarios, quorum by number of approvers, polling against callbacks, the loads
-    (with ``retained``, the heap bytes a finished execution keeps)."""
-    tables = [_scenario_table(measurements, runs), _scale_table(scale), _polling_table(measurements)]
+           runs: int, retained: float | None = None, reminders: list[ReminderRound] | None = None) -> list[Table]:
+    """The bench's tables: the scenarios, quorum by number of approvers, (with ``reminders``) a reminder round,
+    polling against callbacks, the loads (with ``retained``, the heap bytes a finished execution keeps)."""
+    tables = [_scenario_table(measurements, runs), _scale_table(scale),
+              *([_reminder_table(reminders)] if reminders else []), _polling_table(measurements)]
     return tables + [_load_table(loads, retained)] if loads else tables
 
 
@@ -705,6 +798,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for count in SCALE_APPROVERS:
             print(f"bench: quorum of {count} approvers, {SCALE_RUNS} runs", file=sys.stderr)
             scale.append(measure(sfn, machines["quorum"], _majority(count), SCALE_RUNS))
+        print(f"bench: a reminder round of {', '.join(f'{p} ({n})' for p, n in REMINDED)}", file=sys.stderr)
+        reminders = measure_reminder_rounds(sfn, machines)
         retained = None
         if args.load:
             print(f"bench: memory, {MEMORY_RUNS} executions", file=sys.stderr)
@@ -716,7 +811,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + (f" holding {prefill} others each" if prefill else ""), file=sys.stderr)
             loads.append(run_load_on_engines(args.load, engines=engines, in_flight=args.in_flight,
                                              already_in_engine=prefill))
-    tables = report(measurements, scale, loads, runs=args.runs, retained=retained if loads else None)
+    tables = report(measurements, scale, loads, runs=args.runs, retained=retained if loads else None,
+                    reminders=reminders)
     footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s on {os.cpu_count()} cores "
               f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill} "
               f"--engines {args.engines} --in-flight {args.in_flight}).")

@@ -38,7 +38,7 @@ _LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earl
 _NO_LINK_YET = "(no link yet: the inbox has not stored this request)"
 _ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
 _OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
-                    "request": "--request"}
+                    "reminderSeconds": "--reminder-seconds", "request": "--request"}
 _EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:(?P<region>[a-z0-9-]+):\d{12}:execution:[^:]+:[^:]+")
 
 
@@ -110,21 +110,24 @@ def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | No
     return Cloud.aws(region)
 
 
-def _state_machine(cloud: Cloud, pattern: str, stack: str) -> tuple[str, int | None]:
-    """The stack's StateMachineArn and, for quorum, its DefaultQuorum (when CloudFormation knows the stack)."""
+def _state_machine(cloud: Cloud, pattern: str, stack: str) -> tuple[str, int | None, int | None]:
+    """The stack's StateMachineArn, for quorum its DefaultQuorum, and its ApprovalTimeoutSeconds (both None unless
+    CloudFormation knows the stack)."""
     try:
         cloudformation: Any = cloud.client("cloudformation")
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
         if error.response["Error"]["Code"] != "ValidationError":
             raise
-        return _locally_deployed(cloud, stack), None
+        return _locally_deployed(cloud, stack), None, None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     if "StateMachineArn" not in outputs:
         raise click.ClickException(f"stack {stack} has no StateMachineArn output: is it an earlyexit {pattern} stack?")
     parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
     default_quorum = parameters.get("DefaultQuorum") if pattern == "quorum" else None
-    return outputs["StateMachineArn"], int(default_quorum) if default_quorum else None
+    default_timeout = parameters.get("ApprovalTimeoutSeconds")
+    return (outputs["StateMachineArn"], int(default_quorum) if default_quorum else None,
+            int(default_timeout) if default_timeout else None)
 
 
 def _locally_deployed(cloud: Cloud, stack: str) -> str:
@@ -137,9 +140,11 @@ def _locally_deployed(cloud: Cloud, stack: str) -> str:
                                f"--stack, {_LOCAL_HINT}")
 
 
-def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | None = None) -> None:
+def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | None = None,
+           default_timeout_seconds: int | None = None) -> None:
     """Refuse (exit 2) an input that breaks a rule of the pattern, naming the option and the rule."""
-    violation = check_input(pattern, execution_input, default_quorum=default_quorum)
+    violation = check_input(pattern, execution_input, default_quorum=default_quorum,
+                            default_timeout_seconds=default_timeout_seconds)
     if violation is not None:
         raise click.BadParameter(violation.cause, param_hint=f"'{_OPTION_OF_FIELD[violation.field]}'")
 
@@ -202,11 +207,15 @@ def serve(host: str, port: int, max_executions: int) -> None:
               help="Approvals needed, 1 to the number of approvers (quorum only; default: the stack's DefaultQuorum).")
 @click.option("--timeout-seconds", type=_JsonNumber(), default=None,
               help="Deadline, 1 to 31449600 (default: the stack's ApprovalTimeoutSeconds).")
+@click.option("--reminder-seconds", type=_JsonNumber(), default=None,
+              help="Seconds between reminders to those who have not answered, 1 to the deadline - 1 (default: "
+                   "no reminders).")
 @click.option("--name", default=None, help="Execution name (default: a UUID).")
 @click.option("--stack", default=None, help="Stack name (default: earlyexit-PATTERN).")
 @_target_options
 def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, quorum: Any, timeout_seconds: Any,
-          name: str | None, stack: str | None, endpoint_url: str | None, region: str | None) -> None:
+          reminder_seconds: Any, name: str | None, stack: str | None, endpoint_url: str | None,
+          region: str | None) -> None:
     """Start an approval; prints the execution ARN. The input is checked first, with the state machine's rules."""
     if quorum is not None and pattern != "quorum":
         raise click.BadParameter("applies to the quorum pattern only", param_hint="'--quorum'")
@@ -214,13 +223,16 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
         request = json.loads(request_json) if request_json is not None else None
     except ValueError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="'--request'") from None
-    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds)
+    execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds,
+                                     reminder_seconds=reminder_seconds)
     _check(pattern, execution_input)
     cloud = _cloud(endpoint_url, region)
-    state_machine_arn, default_quorum = _state_machine(cloud, pattern, stack or f"earlyexit-{pattern}")
-    _check(pattern, execution_input, default_quorum)
+    state_machine_arn, default_quorum, default_timeout = _state_machine(cloud, pattern,
+                                                                        stack or f"earlyexit-{pattern}")
+    _check(pattern, execution_input, default_quorum, default_timeout)
     click.echo(start_approval(cloud.client("stepfunctions"), state_machine_arn, approvers, request=request,
-                              quorum=quorum, timeout_seconds=timeout_seconds, name=name))
+                              quorum=quorum, timeout_seconds=timeout_seconds, reminder_seconds=reminder_seconds,
+                              name=name))
 
 
 @main.command()

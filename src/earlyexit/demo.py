@@ -1,5 +1,6 @@
-"""`earlyexit demo`: both patterns on the embedded engine, a few scenarios each, with timelines; then the
-approval inbox: a notification, the page its link opens (as text), and an answer given there."""
+"""`earlyexit demo`: both patterns on the embedded engine, a few scenarios each (comments and reminders among
+them), with timelines; then the approval inbox: a notification, the page its link opens (as text), and an answer
+given there."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.rule import Rule
 
@@ -24,9 +25,10 @@ from earlyexit.local import EmbeddedCloud, embedded_cloud
 from earlyexit.polling import wait_until
 from earlyexit.timeline import console, render_execution
 
-__all__ = ["Scenario", "SCENARIOS", "run_demo"]
+__all__ = ["SCENARIOS", "Scenario", "run_demo"]
 
 _DEADLINE = 2  # seconds: the timeout scenarios wait this long for real
+_REMINDED_DEADLINE = 3  # seconds: the scenarios with reminders wait this long
 
 
 @dataclass(frozen=True)
@@ -35,21 +37,27 @@ class Scenario:
     approvers: tuple[str, ...]
     answers: tuple[tuple[str, str], ...]  # (approver, "approve" | "reject"), in order
     quorum: int | None = None
+    comments: tuple[tuple[str, str], ...] = ()  # (approver, the comment sent with their answer)
+    timeout_seconds: int = _DEADLINE
+    reminder_seconds: int | None = None  # None: no reminders
 
 
 SCENARIOS: dict[str, tuple[Scenario, ...]] = {
     "either-or": (
         Scenario("alice approves first", ("alice", "bob"), (("alice", "approve"),)),
-        Scenario("bob rejects first", ("alice", "bob"), (("bob", "reject"),)),
-        Scenario(f"nobody answers within {_DEADLINE} s", ("alice", "bob"), ()),
+        Scenario("bob rejects first, with a comment", ("alice", "bob"), (("bob", "reject"),),
+                 comments=(("bob", "over budget until May"),)),
+        Scenario(f"nobody answers within {_REMINDED_DEADLINE} s, reminded every second", ("alice", "bob"), (),
+                 timeout_seconds=_REMINDED_DEADLINE, reminder_seconds=1),
     ),
     "quorum": (
         Scenario("2 of 3: alice and carol approve", ("alice", "bob", "carol"),
                  (("alice", "approve"), ("carol", "approve")), quorum=2),
         Scenario("2 of 3: bob and carol reject, the quorum is unreachable", ("alice", "bob", "carol"),
                  (("bob", "reject"), ("carol", "reject")), quorum=2),
-        Scenario(f"3 of 3: only alice approves within {_DEADLINE} s", ("alice", "bob", "carol"),
-                 (("alice", "approve"),), quorum=3),
+        Scenario(f"3 of 3: only alice approves within {_REMINDED_DEADLINE} s, the others are reminded",
+                 ("alice", "bob", "carol"), (("alice", "approve"),), quorum=3, timeout_seconds=_REMINDED_DEADLINE,
+                 reminder_seconds=2),
         Scenario("3 of 5: bob rejects, then alice, dave and erin approve", ("alice", "bob", "carol", "dave", "erin"),
                  (("bob", "reject"), ("alice", "approve"), ("dave", "approve"), ("erin", "approve")), quorum=3),
     ),
@@ -58,18 +66,20 @@ SCENARIOS: dict[str, tuple[Scenario, ...]] = {
 
 def _play(sfn: Any, state_machine_arn: str, scenario: Scenario) -> Execution:
     arn = start_approval(sfn, state_machine_arn, scenario.approvers, request={"item": "laptop", "price": 1499},
-                         quorum=scenario.quorum, timeout_seconds=_DEADLINE)
+                         quorum=scenario.quorum, timeout_seconds=scenario.timeout_seconds,
+                         reminder_seconds=scenario.reminder_seconds)
     wait_for_requests(sfn, arn, len(scenario.approvers))
+    comments = dict(scenario.comments)
     for approver, decision in scenario.answers:
         time.sleep(0.05)  # decisions arrive one after the other, as people answer
-        decide(sfn, arn, approver, decision)
-    return wait_for_outcome(sfn, arn, timeout=_DEADLINE + 30)
+        decide(sfn, arn, approver, decision, comment=comments.get(approver))
+    return wait_for_outcome(sfn, arn, timeout=scenario.timeout_seconds + 30)
 
 
 class _PageText(HTMLParser):
     """A page as a person reads it: its text, a line per block, the form's buttons in brackets."""
 
-    _BLOCKS = {"h1", "h2", "p", "dt", "pre", "label", "form", "div"}
+    _BLOCKS: ClassVar[set[str]] = {"h1", "h2", "p", "dt", "pre", "label", "form", "div"}
 
     def __init__(self) -> None:
         super().__init__()
