@@ -182,6 +182,7 @@ class _Reader:
         self.timeline: list[TimelineEntry] = []
         self.fails: list[tuple[dict[str, Any], str, str | None]] = []  # (event, state, approver)
         self._scheduled: dict[int, ApprovalRequest] = {}
+        self._reminders: set[tuple[int, tuple[str, ...]]] = set()
 
     def _chain(self, event: dict[str, Any]) -> tuple[ApprovalRequest | None, bool]:
         """The request an ask task's event belongs to, and whether the request was submitted
@@ -213,7 +214,10 @@ class _Reader:
                                                                   f"to {approver}"))
             elif kind == "TaskScheduled" and (reminded := _reminded(event)) is not None:
                 number, approvers = reminded
-                self.timeline.append(TimelineEntry(at, "reminder", f"reminder {number} sent to {', '.join(approvers)}"))
+                if (number, tuple(approvers)) not in self._reminders:  # a retried call is the same reminder
+                    self._reminders.add((number, tuple(approvers)))
+                    self.timeline.append(TimelineEntry(at, "reminder",
+                                                       f"reminder {number} sent to {', '.join(approvers)}"))
             elif kind in ("TaskSucceeded", "TaskFailed"):
                 request, submitted = self._chain(event)
                 if request is None:
