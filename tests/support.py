@@ -181,6 +181,13 @@ def record(answers: Sequence[Answer]) -> list[dict[str, Any]]:
             for approver, kind in answers]
 
 
+def record_at_once(answers: Sequence[Answer]) -> list[dict[str, Any]]:
+    """The decision record of ``answers`` sent at the same instant (:func:`answer_at_once`, ``play(simultaneous=True)``:
+    send_at_once sends only the decision, so no comment), in the order given, without the times."""
+    return [{"approver": approver, "decision": "approve" if kind == "approve" else "reject", "comment": None}
+            for approver, kind in answers]
+
+
 def timeless(output: dict[str, Any] | None) -> dict[str, Any] | None:
     """``output`` with the times taken out of its decisions, once they are checked: each an ISO-8601 UTC time with
     milliseconds, oldest first (an AssertionError names a wrong one)."""

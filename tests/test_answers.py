@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from support import ended, requests_out
+from support import ended, record, requests_out, timeless
 
 from earlyexit.approvals import start_approval
 from earlyexit.local import Stack
@@ -51,6 +51,7 @@ def test_send_task_failure_with_any_error_name_is_that_approvers_rejection(
     assert (execution.output["outcome"], execution.output["rejections"], execution.output["decidedBy"]) == (
         "REJECTED", ["bob"], "bob")
     assert [(d.approver, d.decision) for d in execution.decisions] == [("bob", "failure")]
+    assert timeless(execution.output)["decisions"] == record([("bob", "failure")])  # a rejection; the cause is no comment
 
 
 def test_send_task_failure_without_an_error_name_is_a_rejection(sfn: Any, machine: tuple[str, str]) -> None:
@@ -63,6 +64,7 @@ def test_send_task_failure_without_an_error_name_is_a_rejection(sfn: Any, machin
     execution = ended(sfn, execution_arn)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.output["rejections"] == ["alice"] and execution.output["approvals"] == []
+    assert timeless(execution.output)["decisions"] == record([("alice", "failure")])
 
 
 @pytest.mark.parametrize("blank", UNICODE_BLANKS, ids=[f"U+{ord(b[0]):04X}" + ("..." if len(b) > 1 else "")
@@ -108,3 +110,4 @@ def test_send_task_failure_naming_a_retried_delivery_error_asks_the_approver_aga
     sfn.send_task_success(taskToken=again.task_token, output=json.dumps({"decision": "approve"}))
     execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["decidedBy"]) == ("APPROVED", "alice")
+    assert timeless(execution.output)["decisions"] == record([("alice", "approve")])  # the failure was no decision

@@ -7,12 +7,13 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import unique
+from support import timeless, unique, wait_until_counted
 
 from earlyexit.approvals import read_approval, wait_for_outcome, wait_for_requests
 from earlyexit.cli import main
@@ -282,6 +283,30 @@ def test_status_shows_the_outcome_and_the_decisions(approval: str) -> None:
     shown = _ok("status", approval)
     assert any(line.startswith("REJECTED") for line in shown.splitlines()), shown
     assert "a rejected" in shown and "c rejected" in shown
+
+
+def test_status_json_carries_the_decision_record_with_each_comment_and_time(sfn: Any, approval: str) -> None:
+    before = datetime.now(UTC)
+    _ok("approve", approval, "--as", "b", "--comment", "fine by me")
+    wait_until_counted(sfn, approval, "b")
+    between = datetime.now(UTC)
+    _ok("reject", approval, "--as", "a")
+    wait_until_counted(sfn, approval, "a")
+    _ok("approve", approval, "--as", "c", "--comment", "ship it")
+    output = _status(approval)["output"]
+    after = datetime.now(UTC)
+    assert timeless(output)["decisions"] == [{"approver": "b", "decision": "approve", "comment": "fine by me"},
+                                             {"approver": "a", "decision": "reject", "comment": None},
+                                             {"approver": "c", "decision": "approve", "comment": "ship it"}]
+    times = [datetime.fromisoformat(d["at"]) for d in output["decisions"]]
+    assert to_the_millisecond(before) <= times[0] <= between
+    assert to_the_millisecond(between) <= times[1] <= times[2] <= after
+    assert output["decidedBy"] == "c"
+
+
+def to_the_millisecond(moment: datetime) -> datetime:
+    """``moment`` without its microseconds: a decision's time has only milliseconds."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def test_status_exits_1_on_a_failed_execution(failed: str) -> None:

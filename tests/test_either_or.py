@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import answer_at_once, ended, error_code, play, requests_out, unique
+from support import answer_at_once, ended, error_code, play, record, record_at_once, requests_out, timeless, unique
 
 from earlyexit.approvals import ApprovalError, decide, start_approval
 from earlyexit.history import Exit, read_execution
@@ -29,8 +29,9 @@ def arn(either_or: Stack) -> str:
 def test_first_approval_approves_and_stops_the_other_flows(sfn: Any, arn: str, flow: int) -> None:
     approver = APPROVERS[flow - 1]
     execution = play(sfn, arn, APPROVERS, [(approver, "approve")], request=REQUEST)
-    assert execution.output == {"outcome": "APPROVED", "pattern": "either-or", "request": REQUEST,
-                                "approvals": [approver], "rejections": [], "decidedBy": approver}
+    assert timeless(execution.output) == {"outcome": "APPROVED", "pattern": "either-or", "request": REQUEST,
+                                          "approvals": [approver], "rejections": [],
+                                          "decisions": record([(approver, "approve")]), "decidedBy": approver}
     assert execution.exited_by == Exit(EITHER_OR.decided(flow), approver)
     assert [d.approver for d in execution.decisions] == [approver]
 
@@ -39,8 +40,9 @@ def test_first_approval_approves_and_stops_the_other_flows(sfn: Any, arn: str, f
 def test_first_rejection_rejects(sfn: Any, arn: str, flow: int) -> None:
     approver = APPROVERS[flow - 1]
     execution = play(sfn, arn, APPROVERS, [(approver, "reject")])
-    assert execution.output == {"outcome": "REJECTED", "pattern": "either-or", "request": {},
-                                "approvals": [], "rejections": [approver], "decidedBy": approver}
+    assert timeless(execution.output) == {"outcome": "REJECTED", "pattern": "either-or", "request": {},
+                                          "approvals": [], "rejections": [approver],
+                                          "decisions": record([(approver, "reject")]), "decidedBy": approver}
     assert execution.exited_by == Exit(EITHER_OR.decided(flow), approver)
 
 
@@ -51,6 +53,7 @@ def test_send_task_failure_counts_as_a_rejection(sfn: Any, arn: str) -> None:
     execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["rejections"], execution.output["decidedBy"]) == (
         "REJECTED", ["bob"], "bob")
+    assert timeless(execution.output)["decisions"] == record([("bob", "failure")])  # the cause is no comment
 
 
 @pytest.mark.parametrize("answer", [
@@ -64,12 +67,13 @@ def test_malformed_decision_counts_as_a_rejection(sfn: Any, arn: str, answer: An
     execution = ended(sfn, execution_arn)
     assert (execution.output["outcome"], execution.output["approvals"], execution.output["rejections"]) == (
         "REJECTED", [], [request.approver])
+    assert timeless(execution.output)["decisions"] == record([(request.approver, "malformed")])
 
 
 def test_deadline_passing_first_times_out_with_no_decision(sfn: Any, arn: str) -> None:
     execution = play(sfn, arn, APPROVERS, timeout_seconds=1)
-    assert execution.output == {"outcome": "TIMED_OUT", "pattern": "either-or", "request": {},
-                                "approvals": [], "rejections": [], "decidedBy": None}
+    assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "either-or", "request": {},
+                                          "approvals": [], "rejections": [], "decisions": [], "decidedBy": None}
     assert execution.exited_by == Exit(DEADLINE_PASSED, None)
 
 
@@ -81,10 +85,12 @@ def test_missing_timeout_uses_the_stack_default(cloud: Cloud, sfn: Any) -> None:
     assert ended(sfn, execution_arn, timeout=20).output["outcome"] == "TIMED_OUT"
 
 
-@pytest.mark.parametrize("outcome", ["approve", "reject", "deadline"])
-def test_a_decided_execution_costs_at_most_7_transitions(sfn: Any, arn: str, outcome: str) -> None:
+@pytest.mark.parametrize(("outcome", "most"), [("approve", 7), ("reject", 7), ("deadline", 8)])
+def test_a_decided_execution_costs_at_most_7_transitions_8_at_the_deadline(sfn: Any, arn: str, outcome: str,
+                                                                          most: int) -> None:
+    # At the deadline the deadline flow also passes its Choice "Remind or end" (no reminders asked: it ends).
     answers = [] if outcome == "deadline" else [("alice", outcome)]
-    assert play(sfn, arn, APPROVERS, answers, timeout_seconds=1 if outcome == "deadline" else 60).transitions <= 7
+    assert play(sfn, arn, APPROVERS, answers, timeout_seconds=1 if outcome == "deadline" else 60).transitions <= most
 
 
 @pytest.mark.deploys
@@ -108,13 +114,18 @@ def test_late_decision_after_the_outcome_is_refused_and_changes_nothing(sfn: Any
     assert read_execution(sfn, execution.arn).output == execution.output
 
 
+ANSWERS_AT_ONCE = [("alice", "approve"), ("bob", "reject")]
+
+
 def test_simultaneous_decisions_settle_on_exactly_one_decider(sfn: Any, arn: str) -> None:
     execution_arn = start_approval(sfn, arn, list(APPROVERS), timeout_seconds=60)
-    codes = answer_at_once(sfn, execution_arn, [("alice", "approve"), ("bob", "reject")])
+    codes = answer_at_once(sfn, execution_arn, ANSWERS_AT_ONCE)
     assert set(codes) <= {None, "TaskTimedOut"}
     output = ended(sfn, execution_arn).output
     expected = {"alice": ("APPROVED", ["alice"], []), "bob": ("REJECTED", [], ["bob"])}[output["decidedBy"]]
     assert (output["outcome"], output["approvals"], output["rejections"]) == expected
+    decider = output["decidedBy"]
+    assert timeless(output)["decisions"] == record_at_once([(decider, dict(ANSWERS_AT_ONCE)[decider])])  # its only
 
 
 @pytest.mark.parametrize(("execution_input", "field"), [
@@ -185,6 +196,9 @@ def test_thirty_two_concurrent_executions_with_concurrent_decisions_are_all_deci
         assert execution.output["outcome"] == outcome
         if len(answers) == 1:
             assert execution.output["decidedBy"] == answers[0][0]
+        # only the deciding decision is recorded, even when the other one arrived at the same instant
+        record_of = record_at_once if len(answers) > 1 else record  # answers at once are sent without a comment
+        assert timeless(execution.output)["decisions"] == record_of([(execution.output["decidedBy"], decided)])
         # 7, plus the Fail state of a second flow whose decision arrived at the same instant
         assert execution.transitions <= 6 + len(answers)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import unique
+from support import timeless, unique
 
 from earlyexit.approvals import wait_for_outcome, wait_for_requests
 from earlyexit.local import Cloud, Stack
@@ -44,6 +44,12 @@ def test_example_input_and_answers_decide_the_approval(request: pytest.FixtureRe
     output = wait_for_outcome(sfn, execution_arn).output
     assert output is not None
     assert (output["outcome"], output["request"]) == (outcome, execution_input["request"])
+    # Each counted answer is recorded with the example's decision and comment (compared by approver: the answers
+    # were sent without waiting for each to be counted).
+    answered = example(pattern, answer)
+    recorded = sorted(timeless(output)["decisions"], key=lambda d: d["approver"])
+    assert recorded == [{"approver": a, "decision": answered["decision"], "comment": answered["comment"]}
+                        for a in sorted(output["approvals"] + output["rejections"])]
 
 
 def _delivered(sqs: Any, queue_url: str, marker: str) -> list[dict[str, Any]]:

@@ -11,6 +11,10 @@
 - A write that lands before the deadline but answers after it: the deadline flow reads the
   tally and reports the outcome it already shows (decidedBy null).
 
+In every case the output's decision record (``decisions``) is the one the rule predicts, oldest
+first: each decision in the tally the settling flow read, once (a retried write included), and
+decidedBy is the settling flow's approver only when their own decision is on the winning side.
+
 Held calls make the interleavings deterministic: a fault can hold a call until the test
 releases it. Each case runs in its own execution with rules scoped to it, many at once.
 """
@@ -28,15 +32,18 @@ from typing import Any
 import pytest
 from conftest import ApprovalInbox
 from support import (
+    Answer,
     ended,
     expected,
     in_order,
     problems_of,
+    record,
     refusal,
     requests_out,
     send_answer,
     settle,
     tallies,
+    timeless,
     wait_until_counted,
     wait_until_recorded,
 )
@@ -121,6 +128,27 @@ def run_all(cases: list[Any], play: Callable[[Any], list[str]]) -> None:
     assert problems_of(play, cases, workers=24) == []
 
 
+def counted(answers: Sequence[Answer], approvals: set[str] | list[str], rejections: set[str] | list[str]
+            ) -> list[dict[str, Any]]:
+    """The decision record of a tally holding ``approvals`` and ``rejections``, for ``answers`` in the order they
+    were received (each approver once)."""
+    return record([(approver, kind) for approver, kind in answers if approver in {*approvals, *rejections}])
+
+
+def mismatch(execution: Execution, wanted: dict[str, Any]) -> list[str]:
+    """[] when ``execution`` SUCCEEDED with ``wanted`` in its output (its decisions without their times); else
+    the problem."""
+    try:
+        output = timeless(execution.output) or {}
+    except AssertionError as error:  # a decision time that is not ISO-8601 UTC with milliseconds, or out of order
+        return [f"ended with {error}"]
+    got = {key: output.get(key) for key in wanted}
+    if execution.status != "SUCCEEDED" or got != wanted:
+        return [(f"ended {execution.status} {got if execution.output else (execution.error, execution.cause)}, "
+                 f"expected {wanted}")]
+    return []
+
+
 # -- a tally write applies, its response is lost; another decision lands while the retry waits -------------
 
 LOST_WRITE_CASES = [
@@ -179,14 +207,12 @@ def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], 
             case.answer(approver, kind)
             case.recorded(approver)
         execution = case.outcome()
-        # The lists hold what was in the tally the settling flow read, or at the deadline every answer.
+        # The lists hold what was in the tally the settling flow read, or at the deadline every answer; the record
+        # holds the same decisions in the order they were received (X's once, though its write was retried).
         _, approvals, rejections = reads[settled_at] if settled_at is not None else (None, *after[-1])
         wanted = {"outcome": outcome, "decidedBy": decided_by, "approvals": in_order(APPROVERS, approvals),
-                  "rejections": in_order(APPROVERS, rejections)}
-        got = {key: (execution.output or {}).get(key) for key in wanted}
-        if execution.status != "SUCCEEDED" or got != wanted:
-            problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "
-                            f"{wanted}")
+                  "rejections": in_order(APPROVERS, rejections), "decisions": counted(answers, approvals, rejections)}
+        problems += mismatch(execution, wanted)
         attempts = [(f.attempt, f.fault.kind.value) for f in (lost, retry)]
         if attempts != [(0, "lost response"), (1, "hold")]:
             problems.append(f"faults fired on attempts {attempts}")
@@ -256,12 +282,10 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
         execution = case.outcome()
         if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
             problems.append(f"after the end, an answer on the first attempt's token got {code}")
+        # The record: Y's decision, then X's once (the answer on the refused first token is not one).
         wanted = {"outcome": rule.outcome, "decidedBy": rule.decided_by, "approvals": rule.approvals,
-                  "rejections": rule.rejections}
-        got = {key: (execution.output or {}).get(key) for key in wanted}
-        if execution.status != "SUCCEEDED" or got != wanted:
-            problems.append(f"ended {execution.status} {got or (execution.error, execution.cause)}, expected "
-                            f"{wanted}")
+                  "rejections": rule.rejections, "decisions": rule.decisions}
+        problems += mismatch(execution, wanted)
     finally:
         case.close()
     return [f"k={k} lost PutEvents for {x}, {decisions}: {p}" for p in problems]
@@ -302,8 +326,9 @@ def test_a_duplicated_put_events_delivers_two_copies_with_the_same_token_and_one
         assert case.answer("alice", "approve") is None
         assert case.answer("alice", "approve") == "TaskTimedOut"  # the copy's answer: the task is answered
         execution = case.outcome()
-        assert (execution.output["outcome"], execution.output["approvals"], execution.output["decidedBy"]) == (
-            "APPROVED", ["alice"], "alice")
+        rule = expected(approvers, [("alice", "approve")], case.quorum)
+        assert mismatch(execution, {"outcome": rule.outcome, "approvals": rule.approvals, "decidedBy": rule.decided_by,
+                                    "decisions": rule.decisions}) == []  # one decision, recorded once
     finally:
         case.close()
         inbox.close()
@@ -326,7 +351,10 @@ def test_a_tally_write_applied_twice_counts_the_decision_once(cloud: Cloud, quor
         case.recorded("bob")
         case.answer("carol", "approve")
         execution = case.outcome()
-        assert execution.output["approvals"] == ["alice", "carol"] and execution.output["decidedBy"] == "carol"
+        rule = expected(APPROVERS, [("alice", "approve"), ("bob", "reject"), ("carol", "approve")], 2)
+        assert mismatch(execution, {"outcome": rule.outcome, "approvals": rule.approvals,
+                                    "rejections": rule.rejections, "decidedBy": rule.decided_by,
+                                    "decisions": rule.decisions}) == []  # alice's decision once
         assert [f.fault.kind.value for f in cloud.faults.fired(execution_arn=case.arn)] == ["duplicate"]
     finally:
         case.close()
@@ -360,11 +388,12 @@ def play_race(cloud: Cloud, stack: Stack, race: str) -> list[str]:
             return [f"{race}: the slow call started after the deadline: the case proves nothing"]
         execution = case.outcome()  # the deadline flow reads the tally while the slow call is held
         wanted = {"outcome": outcome, "pattern": "quorum", "request": {}, "approvals": approvals,
-                  "rejections": rejections, "decidedBy": None, "quorum": k}
-        if (execution.status, execution.output) != ("SUCCEEDED", wanted):
-            return [f"{race}: ended {execution.status} {execution.output or (execution.error, execution.cause)}, "
-                    f"expected {wanted}"]
-        return []
+                  "rejections": rejections, "decisions": counted([(first, first_kind), (slow, slow_kind)], approvals,
+                                                                 rejections), "decidedBy": None, "quorum": k}
+        problems = mismatch(execution, wanted)
+        if not problems and set(execution.output) != set(wanted):  # the whole output: nothing more
+            problems.append(f"the output {execution.output} has more than {wanted}")
+        return [f"{race}: {p}" for p in problems]
     finally:
         case.close()
 

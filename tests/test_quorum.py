@@ -17,8 +17,11 @@ from support import (
     error_code,
     expected,
     play,
+    record,
+    record_at_once,
     requests_out,
     send_answer,
+    timeless,
     unique,
     wait_until_counted,
 )
@@ -64,11 +67,11 @@ def in_order(names: list[str]) -> list[str]:
 @pytest.mark.parametrize("pair", list(itertools.permutations(APPROVERS, 2)), ids="-then-".join)
 def test_second_approval_meets_quorum_and_stops_third_flow(sfn: Any, arn: str, tally: Any,
                                                            pair: tuple[str, str]) -> None:
-    execution = play(sfn, arn, APPROVERS, [(pair[0], "approve"), (pair[1], "approve")], quorum=2,
-                     request={"budget": 5000})
-    assert execution.output == {"outcome": "APPROVED", "pattern": "quorum", "request": {"budget": 5000},
-                                "approvals": in_order(list(pair)), "rejections": [], "decidedBy": pair[1],
-                                "quorum": 2}
+    answers = [(pair[0], "approve"), (pair[1], "approve")]
+    execution = play(sfn, arn, APPROVERS, answers, quorum=2, request={"budget": 5000})
+    assert timeless(execution.output) == {"outcome": "APPROVED", "pattern": "quorum", "request": {"budget": 5000},
+                                          "approvals": in_order(list(pair)), "rejections": [],
+                                          "decisions": record(answers), "decidedBy": pair[1], "quorum": 2}
     assert execution.exited_by == Exit(QUORUM.MET, pair[1])
     assert tally(execution.arn)["approvals"] == sorted(pair)
     third = next(r for r in execution.requests if r.approver not in pair)
@@ -124,16 +127,19 @@ def test_rejections_that_make_the_quorum_unreachable_reject(sfn: Any, arn: str, 
 
 
 def test_approval_after_a_rejection_still_meets_the_quorum(sfn: Any, arn: str) -> None:
-    execution = play(sfn, arn, APPROVERS, [("alice", "approve"), ("bob", "reject"), ("carol", "approve")], quorum=2)
-    assert execution.output == {"outcome": "APPROVED", "pattern": "quorum", "request": {},
-                                "approvals": ["alice", "carol"], "rejections": ["bob"], "decidedBy": "carol",
-                                "quorum": 2}
+    answers = [("alice", "approve"), ("bob", "reject"), ("carol", "approve")]
+    execution = play(sfn, arn, APPROVERS, answers, quorum=2)
+    assert timeless(execution.output) == {"outcome": "APPROVED", "pattern": "quorum", "request": {},
+                                          "approvals": ["alice", "carol"], "rejections": ["bob"],
+                                          "decisions": record(answers), "decidedBy": "carol", "quorum": 2}
 
 
 def test_send_task_failure_and_malformed_answers_count_as_rejections(sfn: Any, arn: str) -> None:
-    execution = play(sfn, arn, APPROVERS, [("alice", "failure"), ("bob", "malformed")], quorum=2)
+    answers = [("alice", "failure"), ("bob", "malformed")]
+    execution = play(sfn, arn, APPROVERS, answers, quorum=2)
     output = execution.output
     assert (output["outcome"], output["approvals"], output["rejections"]) == ("REJECTED", [], ["alice", "bob"])
+    assert timeless(output)["decisions"] == record(answers)  # both rejections, neither with a comment
 
 
 # -- boards of any size from 2 to 40 --------------------------------------------------------------
@@ -147,7 +153,7 @@ def test_the_kth_approval_meets_a_quorum_of_k_among_n(sfn: Any, arn: str, size: 
     rejecting = [approvers[-1]] if k < size else []  # one rejection on the way changes nothing
     answers = [(a, "reject") for a in rejecting] + [(a, "approve") for a in approvers[:k]]
     execution = play(sfn, arn, approvers, answers, quorum=k, timeout_seconds=300)
-    assert execution.output == expected(approvers, answers, k).output("quorum", {}, k)
+    assert timeless(execution.output) == expected(approvers, answers, k).output("quorum", {}, k)
     assert execution.exited_by == Exit(QUORUM.MET, approvers[k - 1])
 
 
@@ -157,7 +163,7 @@ def test_rejections_beyond_n_minus_k_make_the_quorum_unreachable(sfn: Any, arn: 
     approvers = board(size)
     answers = [(a, "reject") for a in approvers[: size - k + 1]]
     execution = play(sfn, arn, approvers, answers, quorum=k, timeout_seconds=300)
-    assert execution.output == expected(approvers, answers, k).output("quorum", {}, k)
+    assert timeless(execution.output) == expected(approvers, answers, k).output("quorum", {}, k)
     assert execution.exited_by == Exit(QUORUM.UNREACHABLE, approvers[size - k])
 
 
@@ -212,16 +218,19 @@ def test_a_default_quorum_larger_than_the_board_is_invalid_input_on_quorum(cloud
 
 
 def test_deadline_times_out_with_the_decisions_received_so_far(sfn: Any, arn: str) -> None:
-    execution = play(sfn, arn, APPROVERS, [("bob", "approve"), ("alice", "approve")], quorum=3, timeout_seconds=1)
-    assert execution.output == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
-                                "approvals": ["alice", "bob"], "rejections": [], "decidedBy": None, "quorum": 3}
+    answers = [("bob", "approve"), ("alice", "approve")]
+    execution = play(sfn, arn, APPROVERS, answers, quorum=3, timeout_seconds=1)
+    assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
+                                          "approvals": ["alice", "bob"], "rejections": [],
+                                          "decisions": record(answers), "decidedBy": None, "quorum": 3}
     assert execution.exited_by == Exit(DEADLINE_PASSED, None)
 
 
 def test_deadline_with_no_decision_times_out_with_empty_lists(sfn: Any, arn: str, tally: Any) -> None:
     execution = play(sfn, arn, APPROVERS, quorum=2, timeout_seconds=1)
-    assert execution.output == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
-                                "approvals": [], "rejections": [], "decidedBy": None, "quorum": 2}
+    assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
+                                          "approvals": [], "rejections": [], "decisions": [], "decidedBy": None,
+                                          "quorum": 2}
     assert execution.exited_by == Exit(DEADLINE_PASSED, None)
     assert tally(execution.arn) is None
 
@@ -297,13 +306,15 @@ def test_boundary_inputs_are_accepted(sfn: Any, arn: str, execution_input: dict[
 
 def check_simultaneous(execution: Execution, approvers: list[str], quorum: int, decisions: dict[str, str],
                        recorded: dict[str, Any]) -> None:
-    """Whatever order simultaneous answers land in: the outcome the answers imply, a decider whose flow saw
-    a settled tally, and no decision the output lists missing from the tally."""
+    """Whatever order simultaneous answers land in: the outcome the answers imply, a decider on the winning side
+    (or none: the first flow to end the Parallel wrote after the outcome was settled the other way), no decision
+    the output lists missing from the tally, and one record per decision listed."""
     output = execution.output
     assert execution.status == "SUCCEEDED", execution.error
     approving = sum(1 for d in decisions.values() if d == "approve")
     assert output["outcome"] == ("APPROVED" if approving >= quorum else "REJECTED")
-    assert output["decidedBy"] in decisions
+    winning = "approve" if output["outcome"] == "APPROVED" else "reject"
+    assert output["decidedBy"] is None or decisions[output["decidedBy"]] == winning, output["decidedBy"]
     if output["outcome"] == "APPROVED":
         assert len(output["approvals"]) >= quorum
     else:
@@ -312,6 +323,9 @@ def check_simultaneous(execution: Execution, approvers: list[str], quorum: int, 
     assert all(decisions[a] == "reject" for a in output["rejections"])
     assert set(output["approvals"]) <= set(recorded["approvals"])
     assert set(output["rejections"]) <= set(recorded["rejections"])
+    listed = output["approvals"] + output["rejections"]
+    kept = timeless(output)["decisions"]  # oldest first, in an order the test cannot know: compared sorted
+    assert sorted(kept, key=lambda d: d["approver"]) == record_at_once(sorted((a, decisions[a]) for a in listed))
 
 
 def test_simultaneous_answers_over_54_executions_lose_no_decision_and_decide_correctly(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from endpoint import client, serving
+from support import record, timeless
 
 from earlyexit.polling import wait_until
 
@@ -84,10 +85,9 @@ def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(serve
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
     _decide(url, _tokens(sfn, arn, 2)["bob"], "approve")
     output = _outcome(sfn, arn)
-    assert output["outcome"] == "APPROVED"
-    assert output["decidedBy"] == "bob"
-    assert output["approvals"] == ["bob"] and output["rejections"] == []
-    assert output["request"] == {"laptop": "14-inch"}
+    assert timeless(output) == {"outcome": "APPROVED", "pattern": "either-or", "request": {"laptop": "14-inch"},
+                                "approvals": ["bob"], "rejections": [], "decisions": record([("bob", "approve")]),
+                                "decidedBy": "bob"}
 
 
 def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(server: Endpoint) -> None:

@@ -52,8 +52,10 @@ def forty_approvers() -> Execution:
     started = datetime(2025, 1, 1, tzinfo=UTC)
     approvers = [f"approver-with-a-long-name-{i:02d}@example.com" for i in range(40)]
     decided = started + timedelta(days=364, hours=23, minutes=59)
+    record = [{"approver": a, "decision": "approve", "comment": None,
+               "at": decided.isoformat(timespec="milliseconds").replace("+00:00", "Z")} for a in approvers]
     output = {"outcome": "APPROVED", "pattern": "quorum", "request": {}, "approvals": approvers[:40],
-              "rejections": [], "decidedBy": approvers[39], "quorum": 40}
+              "rejections": [], "decisions": record, "decidedBy": approvers[39], "quorum": 40}
     requests = [ApprovalRequest(a, f"token-{i}", "Ask the approver", started + timedelta(seconds=1))
                 for i, a in enumerate(approvers)]
     decisions = [Decision(a, "approve", None, decided) for a in approvers]
