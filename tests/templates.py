@@ -58,6 +58,7 @@ PREDEFINED_ERRORS = frozenset(
         "States.ItemReaderFailed",
         "States.ResultWriterFailed",
         "States.QueryEvaluationError",
+        "States.DataLimitExceeded",
     }
 )
 

@@ -320,15 +320,23 @@ def moto_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     results = shared / "moto-suite.json"
     with _locked(shared / "moto-suite.lock"):
         if not results.exists():
-            with _locked(cache_dir / "fetch.lock"):
-                root = _moto_tests(cache_dir)
-            out = shared / "moto-suite"
-            out.mkdir(exist_ok=True)
-            runs = _run_both(root, out, [] if _docker_reachable() else list(NEEDS_DOCKER))
+            try:
+                with _locked(cache_dir / "fetch.lock"):
+                    root = _moto_tests(cache_dir)
+                out = shared / "moto-suite"
+                out.mkdir(exist_ok=True)
+                runs = _run_both(root, out, [] if _docker_reachable() else list(NEEDS_DOCKER))
+            except (pytest.fail.Exception, pytest.skip.Exception) as ended:  # the other worker ends the same way
+                results.write_text(json.dumps({"ended": str(ended.msg), "skip": isinstance(ended, pytest.skip.Exception)}))
+                raise
             results.write_text(json.dumps({"plain": {k: vars(v) for k, v in runs.plain.items()},
                                            "fixed": {k: vars(v) for k, v in runs.fixed.items()},
                                            "deselected": runs.deselected, "seconds": runs.seconds}))
     saved = json.loads(results.read_text())
+    if "ended" in saved:
+        if saved["skip"]:
+            pytest.skip(saved["ended"])
+        pytest.fail(saved["ended"], pytrace=False)
     return MotoRuns({k: Outcome(**v) for k, v in saved["plain"].items()},
                     {k: Outcome(**v) for k, v in saved["fixed"].items()}, saved["deselected"], saved["seconds"])
 

@@ -406,7 +406,7 @@ def _check(sfn: Any, ddb: Any, table: str, execution_arn: str, plan: tuple[int, 
     said = dict(zip(names, decisions, strict=True))
     deciding = listed["approvals"] if expected == "APPROVED" else listed["rejections"]
     wrong = (execution.status != "SUCCEEDED" or output.get("outcome") != expected
-             or output.get("decidedBy") not in listed["approvals"] | listed["rejections"]
+             or (output.get("decidedBy") is not None and output["decidedBy"] not in deciding)
              or len(deciding) < (quorum if expected == "APPROVED" else len(names) + 1 - quorum)
              or any(said[a] != "approve" for a in listed["approvals"] | tally["approvals"])
              or any(said[a] != "reject" for a in listed["rejections"] | tally["rejections"]))
@@ -685,7 +685,7 @@ def _load_table(loads: list[LoadResult], retained: float | None) -> Table:
          (f"hang: requests not all sent, or no outcome, within {LOAD_PATIENCE:.0f} s (the deadline is "
           f"{LOAD_TIMEOUT_SECONDS} s, so a lost decision cannot hide as TIMED_OUT). lost decision: an approver "
           "the output lists, or whose UpdateItem returned, missing from the tally item. wrong outcome: not "
-          "SUCCEEDED with the outcome the answers imply, decidedBy not an approver whose decision was counted, "
+          "SUCCEEDED with the outcome the answers imply, decidedBy neither null nor on the winning side, "
           "the deciding list short of its threshold, or an approver listed under a decision they did not send. "
           "other errors: SendTaskSuccess failing with anything but TaskTimedOut."),
          ("late answers refused: answers that arrived after another one settled the outcome, refused with "

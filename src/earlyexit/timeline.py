@@ -80,7 +80,8 @@ def _summary(execution: Execution) -> RenderableType:
     names = Table.grid(padding=(0, 1))
     names.add_column(style="dim", no_wrap=True)
     names.add_column(overflow="fold")
-    names.add_row("  decided by", str(output.get("decidedBy") or "nobody (the deadline)"))
+    settled_by = "nobody (the deadline)" if output.get("outcome") == "TIMED_OUT" else "nobody (the tally was settled)"
+    names.add_row("  decided by", str(output.get("decidedBy") or settled_by))
     names.add_row("  approved", ", ".join(approvals) or "-")
     names.add_row("  rejected", ", ".join(rejections) or "-")
     return Group(line, names)
