@@ -406,16 +406,27 @@ def test_the_rule_invokes_the_notify_function_only(cfn: dict) -> None:
     assert len(targets) == 1 and is_arn_of(targets[0], "NotifyFunction"), targets
 
 
+def put_entries(entries: list[dict] | str) -> set[tuple[str, str]]:
+    """(Source, DetailType) of a PutEvents task's entries: a list, or a JSONata expression that builds them (the
+    reminders' entries, one per approver), read from the literals it writes them with."""
+    if isinstance(entries, list):
+        return {(entry["Source"], entry["DetailType"]) for entry in entries}
+    pairs = set(zip(re.findall(r"'Source': '([^']+)'", entries), re.findall(r"'DetailType': '([^']+)'", entries),
+                    strict=True))
+    assert pairs, f"no Source and DetailType literals in {entries}"
+    return pairs
+
+
 def test_the_rule_matches_every_event_the_patterns_put_on_the_bus() -> None:
     """Read off the ASLs: every (Source, DetailType) of their events:PutEvents tasks reaches the inbox."""
     _, rule = only(resources_of_type(translated(INBOX), "AWS::Events::Rule"))
     pattern = rule["Properties"]["EventPattern"]
     sent = {
-        (entry["Source"], entry["DetailType"])
+        pair
         for stack in PATTERNS
         for _, _, task in task_states(load_asl(stack))
         if iam_action(task["Resource"]) == "events:PutEvents"
-        for entry in task["Arguments"]["Entries"]
+        for pair in put_entries(task["Arguments"]["Entries"])
     }
     assert sent, "the patterns put no event on the bus"
     assert {(s, d) for s, d in sent if s not in pattern["source"] or d not in pattern["detail-type"]} == set()

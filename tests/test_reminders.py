@@ -518,9 +518,9 @@ def test_a_round_that_cannot_be_sent_is_skipped_and_the_execution_ends_as_the_ru
     rule = faults.add(FaultRule(state_machine_arn=stack.outputs["StateMachineArn"], state=state,
                                 fault=Fault.fail(code), attempt=None, execution_arn=arn))
     approvers = ["alice", "bob"] if pattern == "either-or" else THREE
-    # Wait states at 1/100: a deadline of 400 s lasts 4 s, a round comes every 1 s.
-    start_approval(sfn, stack.outputs["StateMachineArn"], approvers, request=REQUEST, timeout_seconds=400,
-                   reminder_seconds=100, quorum=2 if pattern == "quorum" else None, name=name)
+    # Wait states at 1/100: a deadline of 1,500 s lasts 15 s (room for a loaded machine), a round every 2 s.
+    start_approval(sfn, stack.outputs["StateMachineArn"], approvers, request=REQUEST, timeout_seconds=1500,
+                   reminder_seconds=200, quorum=2 if pattern == "quorum" else None, name=name)
     attempts = 1 + (3 if state != states.QUORUM.READ_ANSWERED else 5)
     faults.wait_fired(state=state, execution_arn=arn, count=attempts, timeout=20)
     faults.remove(rule)
