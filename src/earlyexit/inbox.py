@@ -8,7 +8,6 @@ without the token being stored twice.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,14 +73,7 @@ def deploy_inbox(cloud: Cloud, *, stack_name: str = DEFAULT_INBOX_STACK) -> tupl
     ``earlyexit-notifications`` to its topic, so that the notifications can be read; returns the inbox's
     outputs and the queue's URL."""
     outputs = cloud.deploy("inbox", stack_name=stack_name).outputs
-    sqs: Any = cloud.client("sqs")
-    queue_url = str(sqs.create_queue(QueueName=NOTIFICATION_QUEUE)["QueueUrl"])
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     topic_arn = outputs["NotificationTopicArn"]
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                       "Action": "sqs:SendMessage", "Resource": queue_arn,
-                       "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+    queue_url, queue_arn = cloud.queue_fed_by(NOTIFICATION_QUEUE, service="sns", source_arn=topic_arn)
     cloud.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     return outputs, queue_url

@@ -109,6 +109,20 @@ class Cloud:
             raise DeployError("HTTP APIs are served locally only by the embedded engine or `earlyexit serve`")
         return self.endpoint_url
 
+    def queue_fed_by(self, name: str, *, service: str, source_arn: str) -> tuple[str, str]:
+        """An SQS queue ``name`` that ``service`` (``events``, ``sns``) may send to from ``source_arn`` only, as AWS
+        needs it; returns its URL and ARN."""
+        sqs: Any = self.client("sqs")
+        queue_url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+        queue_arn = str(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"])
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": f"{service}.amazonaws.com"},
+                           "Action": "sqs:SendMessage", "Resource": queue_arn,
+                           "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}}}]})})
+        return queue_url, queue_arn
+
     def client(self, service: str) -> BaseClient:
         """A boto3 client for ``service`` bound to this cloud (cached, thread-safe)."""
         if service not in self._clients:

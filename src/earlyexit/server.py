@@ -57,18 +57,10 @@ def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
     """An SQS queue that an EventBridge rule on the default bus fills with every ApprovalRequested event
     (both patterns); returns the queue URL."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
-    sqs: Any = cloud.client("sqs")
     events: Any = cloud.client("events")
-    queue_url = str(sqs.create_queue(QueueName=APPROVAL_QUEUE)["QueueUrl"])
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule_arn = events.put_rule(Name=APPROVAL_QUEUE, EventPattern=json.dumps(
         {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}))["RuleArn"]
-    # What AWS needs too: the queue lets this rule (and only it) send messages.
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                       "Action": "sqs:SendMessage", "Resource": queue_arn,
-                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
+    queue_url, queue_arn = cloud.queue_fed_by(APPROVAL_QUEUE, service="events", source_arn=rule_arn)
     events.put_targets(Rule=APPROVAL_QUEUE, Targets=[{"Id": "approval-requests", "Arn": queue_arn}])
     return queue_url
 
