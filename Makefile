@@ -38,7 +38,7 @@ test: $(VENV)/.test $(CHECKOV_STAMP)
 	SAM_CLI_TELEMETRY=0 $(BIN)/python -m pytest
 
 bench: $(VENV)/.test
-	$(BIN)/python -m earlyexit.bench
+	$(BIN)/python -m earlyexit.tools.bench
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from earlyexit.cli import main
+from earlyexit.tools.cli import main
 from earlyexit.local import PATTERNS
 from earlyexit.rules import check_input
 

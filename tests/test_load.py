@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from earlyexit.bench import LoadResult, combined, run_load, run_load_on_engines
+from earlyexit.tools.bench import LoadResult, combined, run_load, run_load_on_engines
 from earlyexit.local import Cloud
 
 

@@ -23,7 +23,7 @@ from support import latest_tokens, recorded, send_answer, wait_until_counted
 
 from earlyexit import states
 from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
-from earlyexit.bench import _reminder_table, measure_reminder_rounds, render
+from earlyexit.tools.bench import _reminder_table, measure_reminder_rounds, render
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Execution, history_events, state_transitions
 from earlyexit.local import Cloud, Stack

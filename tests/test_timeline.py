@@ -14,7 +14,7 @@ from rich.console import Console
 from earlyexit.approvals import decide, read_approval, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import ApprovalRequest, Decision, Execution, TimelineEntry
 from earlyexit.local import Stack
-from earlyexit.timeline import elapsed, render_execution, watch_execution
+from earlyexit.tools.timeline import elapsed, render_execution, watch_execution
 
 WIDTH = 80
 FIVE = ["alice", "bob", "carol", "dave", "erin"]

@@ -1,5 +1,5 @@
 """`python -m earlyexit` is the `earlyexit` command."""
 
-from earlyexit.cli import run
+from earlyexit.tools.cli import run
 
 run()

@@ -23,7 +23,7 @@ from earlyexit.history import Execution
 from earlyexit.inbox import deploy_inbox
 from earlyexit.local import EmbeddedCloud, embedded_cloud
 from earlyexit.polling import wait_until
-from earlyexit.timeline import console, render_execution
+from earlyexit.tools.timeline import console, render_execution
 
 __all__ = ["SCENARIOS", "Scenario", "run_demo"]
 

@@ -10,7 +10,7 @@ load variant answers many quorum executions at once, on one engine and spread ov
 per core (a process each), first on fresh engines and then with thousands of executions already
 in each, and counts hangs, lost decisions and wrong outcomes.
 
-    python -m earlyexit.bench [--runs N] [--load N] [--prefill N] [--engines N] [--in-flight N] [--markdown]
+    python -m earlyexit.tools.bench [--runs N] [--load N] [--prefill N] [--engines N] [--in-flight N] [--markdown]
 """
 
 from __future__ import annotations
@@ -773,7 +773,7 @@ def render(tables: list[Table], footer: str, *, width: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its tables; 1 if the load variant saw any failure, else 0."""
-    parser = argparse.ArgumentParser(prog="python -m earlyexit.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m earlyexit.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="executions per scenario (default 30)")
     parser.add_argument("--load", type=int, default=1000, help="quorum executions in the load variant (0 skips it)")
     parser.add_argument("--prefill", type=int, default=5000,
@@ -814,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tables = report(measurements, scale, loads, runs=args.runs, retained=retained if loads else None,
                     reminders=reminders)
     footer = (f"Whole benchmark: {time.monotonic() - began:.0f} s on {os.cpu_count()} cores "
-              f"(python -m earlyexit.bench --runs {args.runs} --load {args.load} --prefill {args.prefill} "
+              f"(python -m earlyexit.tools.bench --runs {args.runs} --load {args.load} --prefill {args.prefill} "
               f"--engines {args.engines} --in-flight {args.in_flight}).")
     if args.markdown:
         _print_markdown(tables, footer)

@@ -174,7 +174,7 @@ def main() -> None:
 @click.argument("pattern", type=click.Choice([*PATTERNS, "all"]), default="all")
 def demo(pattern: str) -> None:
     """Deploy into the embedded engine, run scenarios and show each execution's timeline."""
-    from earlyexit.demo import run_demo
+    from earlyexit.tools.demo import run_demo
 
     run_demo(PATTERNS if pattern == "all" else (pattern,))
 
@@ -192,7 +192,7 @@ def serve(host: str, port: int, max_executions: int) -> None:
     Prints one JSON line when ready: {"endpoint": URL, "stacks": {"either-or", "quorum", "inbox"},
     "approvalQueueUrl": URL, "notificationQueueUrl": URL}.
     """
-    from earlyexit.server import serve as run_server
+    from earlyexit.tools.serve import serve as run_server
 
     run_server(host=host, port=port, max_executions=max_executions)
 
@@ -311,7 +311,7 @@ reject = _decision_command("reject", "Reject")
 @_target_options
 def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
     """Timeline and outcome of EXECUTION; exits 1 if it FAILED, was ABORTED or TIMED_OUT."""
-    from earlyexit.timeline import render_execution, watch_execution
+    from earlyexit.tools.timeline import render_execution, watch_execution
 
     sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
     result = read_approval(sfn, execution)  # an unknown execution fails here, before any wait
