@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EarlyExitError", "WaitTimeout"]
+__all__ = ["DeployError", "EarlyExitError", "WaitTimeout"]
 
 
 class EarlyExitError(Exception):
@@ -11,3 +11,7 @@ class EarlyExitError(Exception):
 
 class WaitTimeout(EarlyExitError, TimeoutError):
     """A condition awaited with :func:`earlyexit.polling.wait_until` did not hold before its deadline."""
+
+
+class DeployError(EarlyExitError):
+    """A template cannot be deployed as it is (names the resource or parameter and why)."""

@@ -15,10 +15,11 @@ from botocore.exceptions import ClientError
 
 from earlyexit.errors import EarlyExitError
 from earlyexit.local import Cloud
+from earlyexit.patterns import stack_folder
 
 __all__ = ["DEFAULT_INBOX_STACK", "NOTIFICATION_QUEUE", "Inbox", "InboxNotFound", "deploy_inbox", "find_inbox"]
 
-DEFAULT_INBOX_STACK = "earlyexit-inbox"
+DEFAULT_INBOX_STACK = stack_folder("inbox").default_stack_name
 NOTIFICATION_QUEUE = "earlyexit-notifications"  # locally, the inbox topic's subscriber: the mails, to read
 
 
