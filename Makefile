@@ -11,19 +11,24 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
 
 .PHONY: demo test bench clean
 
+# Each install says what it does first: the first `make demo` spends about a minute installing (pip --quiet).
 $(BIN)/python:
+	@echo "make: creating $(VENV) with $(PYTHON) and upgrading pip"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	@echo "make: installing earlyexit's dependencies into $(VENV) (about a minute, once)"
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
+	@echo "make: installing earlyexit and its test tools into $(VENV) (a few minutes, once)"
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(VENV)/.runtime $@
 
 $(CHECKOV_STAMP):
+	@echo "make: installing checkov $(CHECKOV_VERSION) into $(CHECKOV_VENV) (a minute or two, once)"
 	rm -rf $(CHECKOV_VENV)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
@@ -31,6 +36,7 @@ $(CHECKOV_STAMP):
 	touch $@
 
 demo: $(VENV)/.runtime
+	@echo "make: playing the demo on the embedded engine"
 	$(BIN)/earlyexit demo all
 
 # The browser tests use Playwright (test extra) with Debian's Chromium (apt-get install chromium); without it they skip.

@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from earlyexit.tools.bench import SCENARIOS, LoadResult, Measurement, Usage, measure, polling_transitions, render, report
 from earlyexit.history import history_events, state_transitions
 from earlyexit.local import Stack
+from earlyexit.tools.bench import (
+    SCENARIOS,
+    LoadResult,
+    Measurement,
+    Usage,
+    measure,
+    polling_transitions,
+    render,
+    report,
+)
 
 
 @pytest.fixture(scope="module")

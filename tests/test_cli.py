@@ -16,10 +16,10 @@ from click.testing import CliRunner, Result
 from support import timeless, unique, wait_until_counted
 
 from earlyexit.approvals import read_approval, wait_for_outcome, wait_for_requests
-from earlyexit.tools.cli import main
-from earlyexit.tools.demo import SCENARIOS
 from earlyexit.local import Cloud, Stack
 from earlyexit.rules import check_input
+from earlyexit.tools.cli import main
+from earlyexit.tools.demo import SCENARIOS
 
 pytestmark = pytest.mark.engine
 

@@ -11,10 +11,10 @@ from click.testing import CliRunner, Result
 from support import unique
 
 from earlyexit.approvals import wait_for_outcome, wait_for_requests
-from earlyexit.tools.cli import main
 from earlyexit.history import history_events
 from earlyexit.local import Cloud, Stack
 from earlyexit.rules import check_input
+from earlyexit.tools.cli import main
 
 pytestmark = pytest.mark.engine
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from earlyexit.tools.cli import main
 from earlyexit.local import PATTERNS
 from earlyexit.rules import check_input
+from earlyexit.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -203,3 +203,18 @@ def test_the_contract_states_the_quorum_causes_with_n_and_d(execution_input: dic
 @pytest.mark.parametrize("command", sorted(main.commands))
 def test_the_contract_describes_each_command(command: str) -> None:
     assert f"`earlyexit {command}" in CONTRACT
+
+
+# -- Makefile -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["demo", "test"])
+def test_make_says_what_it_installs_before_each_quiet_install(target: str, tmp_path: Path) -> None:
+    planned = subprocess.run(["make", "-n", "-B", target, f"VENV={tmp_path / 'venv'}",
+                              f"CHECKOV_VENV={tmp_path / 'checkov'}"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    installs = [i for i, line in enumerate(planned) if "pip install --quiet" in line and "--upgrade pip" not in line]
+    assert installs
+    for index in installs:
+        said = next(line for line in reversed(planned[:index]) if line.startswith("echo "))
+        assert said.startswith('echo "make: installing ') and "once)" in said, said

@@ -14,7 +14,7 @@ from rich.console import Console
 from earlyexit.approvals import decide, read_approval, start_approval, wait_for_outcome, wait_for_requests
 from earlyexit.history import ApprovalRequest, Decision, Execution, TimelineEntry
 from earlyexit.local import Stack
-from earlyexit.tools.timeline import elapsed, render_execution, watch_execution
+from earlyexit.tools.timeline import duration, elapsed, render_execution, started_text, watch_execution
 
 WIDTH = 80
 FIVE = ["alice", "bob", "carol", "dave", "erin"]
@@ -148,3 +148,47 @@ def test_watch_shows_who_was_asked_and_who_is_pending_before_the_first_answer(sf
     assert first("carol approved") < summary == len(lines) - 4  # then decided by, approved, rejected
     assert ended.status == "SUCCEEDED" and ended.output is not None
     assert ended.output["outcome"] == "APPROVED"
+
+
+def _started_alone(execution_input: dict[str, Any], *, status: str = "RUNNING", error: str | None = None,
+                   output: dict[str, Any] | None = None, asked_as: str | None = None) -> str:
+    """The first line of an execution that started 2026-12-07 09:00 UTC with ``execution_input``."""
+    started = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    requests = [ApprovalRequest(a, "token", asked_as, started) for a in execution_input["approvers"]] if asked_as \
+        else []
+    execution = Execution(arn="arn:aws:states:us-east-1:123456789012:execution:m:e", status=status,
+                          input=execution_input, output=output, error=error, cause=None, started_at=started,
+                          stopped_at=None, transitions=2, requests=requests,
+                          timeline=[TimelineEntry(started, "started", "raw")])
+    assert " ".join(shown(execution)[1].split()[1:]) in started_text(execution)  # the line the timeline shows
+    return started_text(execution)
+
+
+def test_the_first_line_gives_the_deadline_as_a_duration_and_a_time() -> None:
+    line = _started_alone({"approvers": ["alice", "bob"], "timeoutSeconds": 5_400, "reminderSeconds": 900})
+    assert line == "started: asking alice, bob (deadline 1h30m, at 2026-12-07 10:30:00 UTC, reminders every 15m)"
+
+
+def test_the_first_line_says_where_defaults_come_from_while_the_execution_runs() -> None:
+    line = _started_alone({"approvers": ["alice", "bob", "carol"]}, asked_as="Ask the approver")
+    assert line == ("started: asking alice, bob, carol (quorum: the stack's DefaultQuorum, deadline: the stack's "
+                    "ApprovalTimeoutSeconds)")
+
+
+def test_the_first_line_gives_the_default_quorum_once_the_output_names_it() -> None:
+    output = {"outcome": "APPROVED", "approvals": ["alice", "bob"], "rejections": [], "decidedBy": "bob",
+              "quorum": 2}
+    line = _started_alone({"approvers": ["alice", "bob", "carol"], "timeoutSeconds": 86_400}, status="SUCCEEDED",
+                          output=output, asked_as="Ask the approver")
+    assert line.startswith("started: asking alice, bob, carol (quorum 2 of 3 (the stack's default), deadline 1d, at ")
+
+
+def test_a_refused_input_asks_nobody() -> None:
+    line = _started_alone({"approvers": ["alice", "bob"], "quorum": 0}, status="FAILED", error="InvalidInput")
+    assert line == "started: input refused, nobody asked (approvers given: alice, bob)"
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(1, "1s"), (45, "45s"), (900, "15m"), (3_600, "1h"), (5_400, "1h30m"),
+                                               (86_400, "1d"), (31_449_600, "364d")])
+def test_a_duration_reads_as_people_write_it(seconds: int, text: str) -> None:
+    assert duration(seconds) == text

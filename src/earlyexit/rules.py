@@ -8,8 +8,9 @@ starts anything.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["BLANK", "MAX_APPROVERS", "MAX_TIMEOUT_SECONDS", "MIN_APPROVERS", "Violation", "check_input", "is_integer"]
@@ -28,13 +29,15 @@ _REQUEST_CAUSE = "request: must be a JSON object"
 
 @dataclass(frozen=True)
 class Violation:
-    """The first rule an execution input breaks: its field and the ``InvalidInput`` cause."""
+    """The first rule an execution input breaks: its field, the ``InvalidInput`` cause (what the state machine
+    says too) and what is wrong with the value given (only here: the ASL's cause names the rule, not the value)."""
 
     field: str  # approvers, quorum, timeoutSeconds, reminderSeconds or request
     cause: str
+    detail: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        return self.cause
+        return f"{self.cause}; {self.detail}" if self.detail else self.cause
 
 
 def is_integer(value: Any) -> bool:
@@ -48,13 +51,36 @@ def _approvers_cause(pattern: str) -> str:
     return f"approvers: required, a list of {count} distinct strings, none empty or blank"
 
 
-def _valid_approvers(pattern: str, approvers: Any) -> bool:
+def _given(value: Any) -> str:
+    """``value`` as the input holds it (JSON), whitespace and all."""
+    return json.dumps(value)
+
+
+def _approvers_problem(pattern: str, execution_input: Any) -> str | None:
+    """What is wrong with the input's approvers, naming the offending value; None when they are valid."""
+    if not isinstance(execution_input, dict):
+        return f"the input is not a JSON object: {_given(execution_input)}"
+    if "approvers" not in execution_input:
+        return "the input has no approvers"
+    approvers = execution_input["approvers"]
     if not isinstance(approvers, list):
-        return False
+        return f"not a list: {_given(approvers)}"
     low, high = (2, 2) if pattern == "either-or" else (MIN_APPROVERS, MAX_APPROVERS)
-    return (low <= len(approvers) <= high
-            and all(isinstance(a, str) and not set(a) <= BLANK for a in approvers)
-            and len(set(approvers)) == len(approvers))
+    if not approvers:
+        return "no approver given"
+    if not low <= len(approvers) <= high:
+        return f"{len(approvers)} given" + (f": {', '.join(map(_given, approvers))}" if len(approvers) < 4 else "")
+    for position, approver in enumerate(approvers, start=1):
+        if not isinstance(approver, str):
+            return f"approver {position} is not a string: {_given(approver)}"
+        if set(approver) <= BLANK:
+            return f"approver {position} is {'empty' if not approver else 'blank'}: {_given(approver)}"
+    seen: set[str] = set()
+    for approver in approvers:
+        if approver in seen:
+            return f"{_given(approver)} is given more than once"
+        seen.add(approver)
+    return None
 
 
 def _quorum_violation(execution_input: dict[str, Any], default_quorum: int | None) -> Violation | None:
@@ -62,7 +88,8 @@ def _quorum_violation(execution_input: dict[str, Any], default_quorum: int | Non
     if "quorum" in execution_input:
         quorum = execution_input["quorum"]
         if not (is_integer(quorum) and 1 <= quorum <= count):
-            return Violation("quorum", f"quorum: must be an integer from 1 to the number of approvers ({count})")
+            return Violation("quorum", f"quorum: must be an integer from 1 to the number of approvers ({count})",
+                             f"given: {_given(quorum)}")
     elif default_quorum is not None and default_quorum > count:
         return Violation("quorum", f"quorum: the stack's DefaultQuorum ({default_quorum}) is larger than the number"
                                    f" of approvers ({count}); pass a quorum from 1 to {count}")
@@ -77,7 +104,7 @@ def _reminder_violation(execution_input: dict[str, Any], default_timeout_seconds
     if is_integer(reminder) and 1 <= reminder <= timeout - 1:
         return None
     return Violation("reminderSeconds", f"reminderSeconds: must be an integer from 1 to timeoutSeconds - 1 "
-                                        f"({int(timeout) - 1})")
+                                        f"({int(timeout) - 1})", f"given: {_given(reminder)}")
 
 
 def check_input(pattern: str, execution_input: Any, *, default_quorum: int | None = None,
@@ -90,16 +117,16 @@ def check_input(pattern: str, execution_input: Any, *, default_quorum: int | Non
     """
     if pattern not in ("either-or", "quorum"):
         raise ValueError(f"unknown pattern {pattern!r}")
-    if not (isinstance(execution_input, dict) and _valid_approvers(pattern, execution_input.get("approvers"))):
-        return Violation("approvers", _approvers_cause(pattern))
+    if problem := _approvers_problem(pattern, execution_input):
+        return Violation("approvers", _approvers_cause(pattern), problem)
     if pattern == "quorum" and (violation := _quorum_violation(execution_input, default_quorum)):
         return violation
     if "timeoutSeconds" in execution_input:
         timeout = execution_input["timeoutSeconds"]
         if not (is_integer(timeout) and 1 <= timeout <= MAX_TIMEOUT_SECONDS):
-            return Violation("timeoutSeconds", _TIMEOUT_CAUSE)
+            return Violation("timeoutSeconds", _TIMEOUT_CAUSE, f"given: {_given(timeout)}")
     if violation := _reminder_violation(execution_input, default_timeout_seconds):
         return violation
     if "request" in execution_input and not isinstance(execution_input["request"], dict):
-        return Violation("request", _REQUEST_CAUSE)
+        return Violation("request", _REQUEST_CAUSE, f"given: {_given(execution_input['request'])}")
     return None

@@ -1,8 +1,9 @@
 """The ``earlyexit`` command line: demo, serve, start, pending, approve, reject, status.
 
 Exit codes: 0 done; 1 an error (from AWS or the endpoint, an unknown execution, a decision
-that cannot be sent, ``status`` of an execution that FAILED, was ABORTED or TIMED_OUT);
-2 a usage error, including an execution input that breaks a rule of the pattern.
+that cannot be sent, ``pending`` of an execution that has ended, ``status`` of an execution
+whose Step Functions status is FAILED, ABORTED or TIMED_OUT); 2 a usage error, including an
+execution input that breaks a rule of the pattern; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +26,15 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from earlyexit.approvals import approval_input, decide, ended, read_approval, start_approval, wait_for_outcome
+from earlyexit.approvals import (
+    ApprovalError,
+    approval_input,
+    decide,
+    ended,
+    read_approval,
+    start_approval,
+    wait_for_outcome,
+)
 from earlyexit.errors import EarlyExitError
 from earlyexit.history import Execution
 from earlyexit.inbox import DEFAULT_INBOX_STACK, find_inbox
@@ -35,6 +45,8 @@ __all__ = ["main", "run"]
 
 _DEFAULT_PORT = 4599
 _LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earlyexit serve`)"
+_SERVED = f"http://127.0.0.1:{_DEFAULT_PORT}"
+_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 _NO_LINK_YET = "(no link yet: the inbox has not stored this request)"
 _ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
 _OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
@@ -53,13 +65,39 @@ class _Group(click.Group):
                                        f"{_LOCAL_HINT}") from None
         except NoRegionError:
             raise click.ClickException(f"no AWS region: pass --region or configure one, {_LOCAL_HINT}") from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(_INTERRUPTED) from None
         except EndpointConnectionError as error:
-            raise click.ClickException(f"{error}: is the endpoint running (`earlyexit serve`)?") from None
+            raise click.ClickException(_unreachable(error)) from None
         except ClientError as error:
             raise click.ClickException(f"{error.response['Error']['Code']}: "
                                        f"{error.response['Error'].get('Message') or error}") from None
         except (BotoCoreError, EarlyExitError) as error:
             raise click.ClickException(str(error)) from None
+
+
+def _unreachable(error: EndpointConnectionError) -> str:
+    """What to do when a connection fails: to AWS, point at the local endpoint; to an endpoint, start it."""
+    host = urllib.parse.urlsplit(str(error.kwargs.get("endpoint_url", ""))).hostname or ""
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return (f"{error}: no connection to AWS. To use the local endpoint that `earlyexit serve` runs, pass "
+                f"--endpoint-url {_SERVED} or export AWS_ENDPOINT_URL={_SERVED}")
+    return f"{error}: is the endpoint running? Start it with `earlyexit serve` (its ready line names the endpoint)"
+
+
+class _EndpointUrl(click.ParamType):
+    """An http(s) URL with a host: ``127.0.0.1:4599`` is refused, saying to add ``http://``."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        url = str(value)
+        parts = urllib.parse.urlsplit(url)
+        if "://" not in url:
+            self.fail(f"{url!r} has no scheme: add http://, as in http://{url}", param, ctx)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(f"{url!r} is not an http:// or https:// URL with a host, as in {_SERVED}", param, ctx)
+        return url
 
 
 class _ExecutionArn(click.ParamType):
@@ -88,8 +126,9 @@ class _JsonNumber(click.ParamType):
 def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--region", default=None,
                            help="AWS region (default: an execution ARN's, else your AWS configuration).")(command)
-    return click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, metavar="URL",
-                        help="An AWS-compatible endpoint, as `earlyexit serve`'s (env: AWS_ENDPOINT_URL).")(command)
+    return click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", type=_EndpointUrl(), default=None,
+                        help=f"An AWS-compatible endpoint, as `earlyexit serve`'s ({_SERVED}; env: "
+                             f"AWS_ENDPOINT_URL).")(command)
 
 
 def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | None = None) -> Cloud:
@@ -140,13 +179,34 @@ def _locally_deployed(cloud: Cloud, stack: str) -> str:
                                f"--stack, {_LOCAL_HINT}")
 
 
+def _served_stack(cloud: Cloud, pattern: str, stack: str, endpoint_url: str | None,
+                  region: str | None) -> tuple[str, int | None, int | None]:
+    """:func:`_state_machine`; on an endpoint, a stack missing from a region other than `earlyexit serve`'s says so."""
+    from earlyexit.tools.serve import REGION
+
+    try:
+        return _state_machine(cloud, pattern, stack)
+    except click.ClickException as error:
+        if endpoint_url and region and region != REGION:
+            error.message = (f"no stack {stack} in {region}: `earlyexit serve` deploys its stacks in {REGION} only; "
+                             f"leave out --region {region} (or pass --region {REGION})")
+        raise
+
+
 def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | None = None,
            default_timeout_seconds: int | None = None) -> None:
-    """Refuse (exit 2) an input that breaks a rule of the pattern, naming the option and the rule."""
+    """Refuse (exit 2) an input that breaks a rule of the pattern, naming the option, the rule and the value."""
     violation = check_input(pattern, execution_input, default_quorum=default_quorum,
                             default_timeout_seconds=default_timeout_seconds)
     if violation is not None:
-        raise click.BadParameter(violation.cause, param_hint=f"'{_OPTION_OF_FIELD[violation.field]}'")
+        raise click.BadParameter(str(violation), param_hint=f"'{_OPTION_OF_FIELD[violation.field]}'")
+
+
+def _why_ended(execution: Execution) -> str:
+    """Why nobody can answer ``execution`` any more: a deadline that passed is not a decision."""
+    if (execution.output or {}).get("outcome") == "TIMED_OUT":
+        return "the deadline has passed before the outcome was settled (TIMED_OUT): nobody decided it"
+    return ended(execution)
 
 
 def _execution_json(execution: Execution) -> dict[str, Any]:
@@ -170,34 +230,40 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help="Play approvals on the embedded engine, with their timelines.")
 @click.argument("pattern", type=click.Choice([*PATTERNS, "all"]), default="all")
 def demo(pattern: str) -> None:
-    """Deploy into the embedded engine, run scenarios and show each execution's timeline."""
+    """Deploy into the embedded engine, run scenarios and show each execution's timeline.
+
+    PATTERN is either-or, quorum or all (the default): a bare `earlyexit demo` plays both patterns.
+    """
     from earlyexit.tools.demo import run_demo
 
     run_demo(PATTERNS if pattern == "all" else (pattern,))
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@main.command(short_help="Run a local AWS endpoint with both stacks and the inbox.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: a loopback or wildcard address (0.0.0.0, ::).")
 @click.option("--port", type=click.IntRange(0, 65535), default=_DEFAULT_PORT, show_default=True,
               help="Port to listen on; 0 for any free port (the ready line names the endpoint).")
 @click.option("--max-executions", type=click.IntRange(min=1), default=DEFAULT_MAX_FINISHED_EXECUTIONS,
               show_default=True, metavar="N", help="Finished executions kept; the oldest are dropped first.")
 def serve(host: str, port: int, max_executions: int) -> None:
     """An AWS-compatible endpoint with both stacks and the inbox deployed, and SQS queues of the approval
-    requests and of the inbox's notifications.
+    requests and of the inbox's notifications, in region us-east-1.
 
-    Prints one JSON line when ready: {"endpoint": URL, "stacks": {"either-or", "quorum", "inbox"},
-    "approvalQueueUrl": URL, "notificationQueueUrl": URL}.
+    Prints one JSON line on stdout when ready: {"endpoint": URL, "stacks": {"either-or", "quorum", "inbox"},
+    "approvalQueueUrl": URL, "notificationQueueUrl": URL}, and the same, one item a line, on stderr.
+    Everything is kept in memory: stopping the endpoint (Ctrl-C) loses every execution, and the next
+    start deploys the stacks anew, with new state machine names.
     """
     from earlyexit.tools.serve import serve as run_server
 
     run_server(host=host, port=port, max_executions=max_executions)
 
 
-@main.command()
+@main.command(short_help="Start an approval; prints its execution ARN.")
 @click.argument("pattern", type=click.Choice(PATTERNS))
 @click.option("--approver", "approvers", multiple=True,
               help="An approver; repeat for each (either-or: exactly 2, quorum: 2 to 40).")
@@ -227,15 +293,15 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
                                      reminder_seconds=reminder_seconds)
     _check(pattern, execution_input)
     cloud = _cloud(endpoint_url, region)
-    state_machine_arn, default_quorum, default_timeout = _state_machine(cloud, pattern,
-                                                                        stack or f"earlyexit-{pattern}")
+    state_machine_arn, default_quorum, default_timeout = _served_stack(cloud, pattern, stack or f"earlyexit-{pattern}",
+                                                                       endpoint_url, region)
     _check(pattern, execution_input, default_quorum, default_timeout)
     click.echo(start_approval(cloud.client("stepfunctions"), state_machine_arn, approvers, request=request,
                               quorum=quorum, timeout_seconds=timeout_seconds, reminder_seconds=reminder_seconds,
                               name=name))
 
 
-@main.command()
+@main.command(short_help="Approvers who still have to answer an execution.")
 @click.argument("execution", type=_ExecutionArn())
 @click.option("--show-tokens", is_flag=True,
               help="Print each pending approver with the task token of their request (approver, tab, token).")
@@ -246,7 +312,10 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
 @_target_options
 def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as_json: bool,
             endpoint_url: str | None, region: str | None) -> None:
-    """Approvers who still have to answer EXECUTION."""
+    """Approvers who still have to answer EXECUTION, one a line.
+
+    Exits 1, saying why on stderr, once the execution has ended: nobody can answer it any more.
+    """
     if show_tokens and links:
         raise click.UsageError("--show-tokens and --links exclude each other")
     cloud = _cloud(endpoint_url, region, execution)
@@ -264,10 +333,13 @@ def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as
         if links:
             body["links"] = link_of
         click.echo(json.dumps(body))
-    elif result.status != "RUNNING":
-        click.echo(f"nobody: {ended(result)}")
-    elif not result.pending:
-        click.echo("nobody yet: the requests are being sent")
+    if result.status != "RUNNING":
+        click.echo(f"Error: nobody can answer: {_why_ended(result)}", err=True)
+        raise click.exceptions.Exit(1)
+    if as_json:
+        return
+    if not result.pending:
+        click.echo("nobody yet: the requests are being sent", err=True)
     else:
         for request in result.pending:
             if links:
@@ -276,8 +348,20 @@ def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as
                 click.echo(f"{request.approver}\t{request.task_token}" if show_tokens else request.approver)
 
 
+def _decide(sfn: Any, execution: str, approver: str, decision: str, comment: str | None) -> None:
+    """:func:`decide`; refused on an ended execution, it says why it ended (:func:`_why_ended`)."""
+    try:
+        decide(sfn, execution, approver, decision, comment=comment)
+    except ApprovalError:
+        now = read_approval(sfn, execution)
+        if now.status != "RUNNING":
+            raise ApprovalError(_why_ended(now)) from None
+        raise
+
+
 def _decision_command(decision: str, verb: str) -> click.Command:
-    @main.command(name=decision, help=f"{verb} EXECUTION as one of its approvers.")
+    @main.command(name=decision, help=f"{verb} EXECUTION as one of its approvers.",
+                  short_help=f"{verb} an execution as one of its approvers.")
     @click.argument("execution", type=_ExecutionArn())
     @click.option("--as", "approver", required=True, help="The approver answering.")
     @click.option("--comment", default=None, help="A comment, kept in the execution history.")
@@ -287,7 +371,7 @@ def _decision_command(decision: str, verb: str) -> click.Command:
                 region: str | None) -> None:
         sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
         try:
-            decide(sfn, execution, approver, decision, comment=comment)
+            _decide(sfn, execution, approver, decision, comment)
         except EarlyExitError as error:
             if as_json:
                 click.echo(json.dumps({"executionArn": execution, "approver": approver, "error": str(error)}))
@@ -304,13 +388,18 @@ approve = _decision_command("approve", "Approve")
 reject = _decision_command("reject", "Reject")
 
 
-@main.command()
+@main.command(short_help="Timeline and outcome of an execution.")
 @click.argument("execution", type=_ExecutionArn())
-@click.option("--watch", is_flag=True, help="Follow it live until the outcome.")
+@click.option("--watch", is_flag=True, help="Follow it live until the outcome (Ctrl-C stops watching: exit 130).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --watch: once it has ended).")
 @_target_options
 def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
-    """Timeline and outcome of EXECUTION; exits 1 if it FAILED, was ABORTED or TIMED_OUT."""
+    """Timeline and outcome of EXECUTION.
+
+    Exits 0 while the execution runs and once it has SUCCEEDED, whatever the approval's outcome
+    (APPROVED, REJECTED or TIMED_OUT: a decided execution succeeds); 1 if the execution's own
+    status is FAILED, ABORTED or TIMED_OUT (Step Functions' status: it ended without an outcome).
+    """
     from earlyexit.tools.timeline import render_execution, watch_execution
 
     sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")

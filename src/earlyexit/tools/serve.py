@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import urllib.request
 import uuid
@@ -37,23 +38,23 @@ from earlyexit.gateway import HttpApiGateway
 from earlyexit.inbox import deploy_inbox
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
 
-__all__ = ["APPROVAL_QUEUE", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
+__all__ = ["APPROVAL_QUEUE", "REGION", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
 
 APPROVAL_QUEUE = "earlyexit-approval-requests"  # the queue's and the rule's name
-_REGION = "us-east-1"
+REGION = "us-east-1"  # the only region the endpoint deploys into
 
 
 class ServeError(EarlyExitError):
     """The endpoint cannot start (the port is taken, the host cannot listen)."""
 
 
-def deploy_stacks(endpoint_url: str, *, region: str = _REGION) -> dict[str, dict[str, str]]:
+def deploy_stacks(endpoint_url: str, *, region: str = REGION) -> dict[str, dict[str, str]]:
     """Deploy every pattern into ``endpoint_url`` as stack ``earlyexit-PATTERN``; returns each one's outputs."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
     return {pattern: cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}").outputs for pattern in PATTERNS}
 
 
-def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
+def route_approval_requests(endpoint_url: str, *, region: str = REGION) -> str:
     """An SQS queue that an EventBridge rule on the default bus fills with every ApprovalRequested event
     (both patterns); returns the queue URL."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
@@ -63,6 +64,20 @@ def route_approval_requests(endpoint_url: str, *, region: str = _REGION) -> str:
     queue_url, queue_arn = cloud.queue_fed_by(APPROVAL_QUEUE, service="events", source_arn=rule_arn)
     events.put_targets(Rule=APPROVAL_QUEUE, Targets=[{"Id": "approval-requests", "Arn": queue_arn}])
     return queue_url
+
+
+def _ready_text(ready: dict[str, Any]) -> str:
+    """The ready line for a person: each address on a line of its own, every line within 80 columns but a long
+    address (never cut)."""
+    endpoint = ready["endpoint"]
+    return "\n".join([
+        f"Ready: {endpoint} (region {REGION}, any credentials)",
+        "Approval requests (SQS queue):", f"  {ready['approvalQueueUrl']}",
+        "Notifications (SQS queue):", f"  {ready['notificationQueueUrl']}",
+        "Inbox:", f"  {ready['stacks']['inbox']['InboxUrl']}",
+        f"In another terminal: export AWS_ENDPOINT_URL={endpoint}",
+        "In memory only: Ctrl-C stops the endpoint and loses every execution.",
+    ])
 
 
 class _Stopped(Exception):
@@ -137,7 +152,8 @@ def serve(*, host: str = "127.0.0.1", port: int,
 
     When the stacks are deployed, prints one JSON line to stdout:
     ``{"endpoint": URL, "stacks": {"either-or": {outputs}, "quorum": {outputs}, "inbox": {outputs}},
-    "approvalQueueUrl": URL, "notificationQueueUrl": URL}``.
+    "approvalQueueUrl": URL, "notificationQueueUrl": URL}``, and the endpoint, queues and inbox for a person,
+    one a line, to stderr. Everything is in memory: a restart starts empty.
     ``host`` must be reachable as ``localhost`` too (a loopback or wildcard address): the
     interpreter sends its own service calls to ``http://localhost:$MOTO_PORT``.
     """
@@ -159,11 +175,12 @@ def serve(*, host: str = "127.0.0.1", port: int,
         _enable_interpreter(endpoint_url)
         stacks = deploy_stacks(endpoint_url)
         approval_queue = route_approval_requests(endpoint_url)
-        stacks["inbox"], notification_queue = deploy_inbox(Cloud(region=_REGION, endpoint_url=endpoint_url),
+        stacks["inbox"], notification_queue = deploy_inbox(Cloud(region=REGION, endpoint_url=endpoint_url),
                                                            stack_name="earlyexit-inbox")
         ready = {"endpoint": endpoint_url, "stacks": stacks, "approvalQueueUrl": approval_queue,
                  "notificationQueueUrl": notification_queue}
         print(json.dumps(ready), flush=True)
+        print(_ready_text(ready), file=sys.stderr, flush=True)
         while True:
             signal.pause()
     except _Stopped:
