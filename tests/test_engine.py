@@ -307,6 +307,16 @@ def test_send_task_failure_passes_error_and_cause_to_the_catch(sfn: Any, machine
     assert json.loads(described_end(sfn, execution)["output"]) == {"Error": "Declined", "Cause": "no budget"}
 
 
+def test_send_task_failure_naming_a_states_error_reaches_the_catch_of_that_name(sfn: Any, machine: Any) -> None:
+    arn = machine({"Ask": {**ASK, "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Timed out"}], "End": True},
+                   "Timed out": {"Type": "Pass", "Output": "{% $states.input %}", "End": True}}, "Ask")
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [token] = task_tokens(sfn, execution, 1)
+    sfn.send_task_failure(taskToken=token, error="States.Timeout", cause="the approver's own deadline")
+    assert json.loads(described_end(sfn, execution)["output"]) == {"Error": "States.Timeout",
+                                                                     "Cause": "the approver's own deadline"}
+
+
 def test_decisions_are_accepted_while_other_executions_are_starting(sfn: Any, machine: Any) -> None:
     asking = machine({"Ask": {**ASK, "End": True}}, "Ask")
     idle = machine({"Done": {"Type": "Succeed"}}, "Done")
@@ -651,12 +661,12 @@ def test_an_answer_that_is_not_json_is_refused_with_invalid_output(sfn: Any, mac
 
 def test_an_exception_inside_the_engine_fails_the_execution_and_is_logged(
         sfn: Any, machine: Machine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from earlyexit.engine import stop
+    from earlyexit.engine.runtime import stopping
 
     def broken(execution: Any) -> None:
         raise RuntimeError("a fix broke")
 
-    monkeypatch.setattr(stop, "settle", broken)  # the fix that publishes an ended execution's status
+    monkeypatch.setattr(stopping, "settle", broken)  # what publishes an ended execution's status
     arn = machine({"Done": {"Type": "Succeed"}}, "Done")
     with caplog.at_level(logging.ERROR, logger="earlyexit.engine"):
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
@@ -674,7 +684,7 @@ def test_an_exception_inside_the_engine_fails_the_execution_and_is_logged(
     ("$count($states.input.list)", False), ("$nowhere", False), ("$states.input.list.x", False),
 ])
 def test_a_path_read_directly_is_what_jsonata_evaluates(expression: str, direct: bool) -> None:
-    from earlyexit.engine.jsonata import NOT_A_PATH, JSONataUndefined, read_path
+    from earlyexit.engine.runtime.jsonata import NOT_A_PATH, JSONataUndefined, read_path
 
     bindings = {"states": {"input": {"approver": "zoë", "n": 3, "f": 2.0, "nested": {"deep": [1, {"x": 1.0}]},
                                      "list": [{"x": 1}, {"x": 2}], "nothing": None}},

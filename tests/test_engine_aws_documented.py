@@ -19,8 +19,8 @@ from support import described_end
 from test_engine import events
 
 from earlyexit.engine import evaluate_jsonata
-from earlyexit.engine.asl import aws_timestamp
-from earlyexit.engine.jsonata import JSONataUndefined
+from earlyexit.engine.fixes.asl import aws_timestamp
+from earlyexit.engine.runtime.jsonata import JSONataUndefined
 
 pytestmark = pytest.mark.engine
 
@@ -123,7 +123,7 @@ def test_states_all_matches_every_name_but_the_terminal_ones(cloud: Any, error: 
 
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
-    from earlyexit.engine.services import reported_error_name
+    from earlyexit.engine.runtime.services import reported_error_name
 
     env = SimpleNamespace(stack=[reported_error_name(error)])
     ErrorEqualsDecl([reported_error_name(name) for name in error_equals])._eval_body(env)

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from endpoint import client
 from templates import translated
 
-from earlyexit.engine.definitions import diagnostics, validation_result
+from earlyexit.engine.runtime.definitions import diagnostics, validation_result
 
 pytestmark = pytest.mark.engine
 

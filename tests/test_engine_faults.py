@@ -22,7 +22,7 @@ from support import described_end
 from test_engine import Machine, error_code, events, task_tokens
 
 from earlyexit.engine import Fault, FaultInjector, FaultRule
-from earlyexit.engine.services import error_name
+from earlyexit.engine.runtime.services import error_name
 from earlyexit.errors import WaitTimeout
 from earlyexit.local import Cloud
 from earlyexit.polling import wait_until

@@ -20,7 +20,8 @@ from support import described_end
 from test_engine import ASK, Machine, error_code, events, task_tokens
 
 from earlyexit import engine
-from earlyexit.engine.histories import describe_output, encoder, history_page
+from earlyexit.engine.runtime.encoding import encoder
+from earlyexit.engine.runtime.histories import describe_output, history_page
 from earlyexit.local import Cloud
 
 pytestmark = pytest.mark.engine
@@ -194,7 +195,8 @@ def test_responses_of_every_service_the_patterns_call_are_moto_serializer_output
     monkeypatch.setattr(ActionResult, "execute_result", recording)
     ddb, events_client, sfn = cloud.client("dynamodb"), cloud.client("events"), cloud.client("stepfunctions")
     table = f"engine-bodies-{uuid.uuid4().hex[:8]}"
-    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
     ddb.describe_table(TableName=table)
     ddb.update_item(TableName=table, Key={"id": {"S": "x"}}, ReturnValues="ALL_NEW",
@@ -208,6 +210,7 @@ def test_responses_of_every_service_the_patterns_call_are_moto_serializer_output
     assert {c.operation_model.name for c, _, _ in answered} >= {
         "CreateTable", "DescribeTable", "UpdateItem", "GetItem", "DescribeExecution", "ListExecutions"}
     for context, result, body in answered:
-        serializer = context.serializer_class(operation_model=context.operation_model, value_picker=XFormedAttributePicker(
-            response_transformers=getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)))
+        picker = XFormedAttributePicker(
+            response_transformers=getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None))
+        serializer = context.serializer_class(operation_model=context.operation_model, value_picker=picker)
         assert body == serializer.serialize(result)["body"], context.operation_model.name

@@ -98,7 +98,7 @@ def test_embedded_cloud_installs_nested_and_leaves_the_process_as_it_found_it() 
 
         def snapshot():
             found = {}
-            for fix in engine.FIXES:
+            for fix in engine.ENTRIES:
                 patcher = Patcher(fix.__name__)
                 fix(patcher)
                 for step in patcher.steps:
@@ -126,6 +126,54 @@ def test_embedded_cloud_installs_nested_and_leaves_the_process_as_it_found_it() 
         changed = [key for key, value in snapshot().items() if before.get(key) is not value]
         assert not changed, changed
         wait_until(lambda: threading.active_count() <= threads, timeout=10, what="the waiting execution's threads")
+        print("ok")
+    ''')
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-3000:]
+
+
+class _Optional:
+    fast = "original"
+
+
+def test_optional_entries_are_applied_as_chosen_and_a_holder_asking_for_others_is_refused() -> None:
+    def fix(p: Patcher) -> None:
+        p.replace(_Target, "value", "fixed")
+
+    def fast(p: Patcher) -> None:
+        p.replace(_Optional, "fast", "fast")
+
+    registry = Registry([fix], optional=[fast])
+    registry.install(optional=[])
+    assert (_Target.value, _Optional.fast, registry.chosen) == ("fixed", "original", frozenset())
+    registry.install()  # no choice: whatever is applied
+    with pytest.raises(EarlyExitError, match="installed with other speed-ups"):
+        registry.install(optional=["fast"])
+    with pytest.raises(EarlyExitError, match="no such optional engine entries: slow"):
+        registry.install(optional=["slow"])
+    registry.uninstall()
+    registry.uninstall()
+    registry.install()
+    assert (_Target.value, _Optional.fast, registry.chosen) == ("fixed", "fast", frozenset({"fast"}))
+    registry.uninstall()
+    assert (_Target.value, _Optional.fast, registry.holders) == ("original", "original", 0)
+
+
+def test_the_engine_names_its_speedups_and_installs_without_them_in_a_fresh_process() -> None:
+    script = textwrap.dedent('''
+        from moto.core.responses import ActionResult
+        from earlyexit import engine
+        before = ActionResult.execute_result
+        engine.install(speedups=False)
+        assert engine.installed_speedups() == frozenset()
+        assert ActionResult.execute_result is before  # responses_encoded_fast is not applied
+        engine.install()
+        engine.uninstall()
+        engine.uninstall()
+        engine.install(speedups=["responses_encoded_fast"])
+        assert engine.installed_speedups() == {"responses_encoded_fast"}
+        assert ActionResult.execute_result is not before
+        engine.uninstall()
         print("ok")
     ''')
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)

@@ -1,11 +1,11 @@
-"""The registry of engine fixes: checked before anything is patched, applied all or nothing, reference-counted.
+"""The registry of engine entries: checked before anything is patched, applied all or nothing, reference-counted.
 
-A fix is a function that receives a :class:`Patcher` and declares what it replaces
-(``patcher.replace(owner, name, value)``) and, for a wrapper, reads what it wraps
-(``patcher.original(owner, name)``). Nothing is changed while the fixes declare: the
-registry first checks the pinned versions and that every declared target exists, then
-applies every patch, undoing the applied ones if one fails, and undoes them all when its
-last holder uninstalls.
+An entry (a fix, a speed-up, the runtime's seam) is a function that receives a :class:`Patcher`
+and declares what it replaces (``patcher.replace(owner, name, value)``) and, for a wrapper, reads
+what it wraps (``patcher.original(owner, name)``). Nothing is changed while the entries declare:
+the registry first checks the pinned versions and that every declared target exists, then
+applies every patch, undoing the applied ones if one fails, and undoes them all when its last
+holder uninstalls.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import threading
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,16 +109,28 @@ class Patcher:
         self.steps.append(_Hook(self.fix, apply, undo))
 
 
-class Registry:
-    """A set of fixes installed together; :meth:`install` and :meth:`uninstall` are reference-counted."""
+def _declare(fixes: Iterable[Fix]) -> list[Patcher]:
+    patchers = []
+    for fix in fixes:
+        patcher = Patcher(fix.__name__)
+        fix(patcher)
+        patchers.append(patcher)
+    return patchers
 
-    def __init__(self, fixes: Iterable[Fix], *, pins: Mapping[str, str] = PINS,
+
+class Registry:
+    """Entries installed together, the ``optional`` ones (speed-ups) by choice; :meth:`install` and
+    :meth:`uninstall` are reference-counted."""
+
+    def __init__(self, fixes: Iterable[Fix], *, optional: Iterable[Fix] = (), pins: Mapping[str, str] = PINS,
                  on_last_uninstall: Callable[[], None] | None = None) -> None:
         self._fixes = tuple(fixes)
+        self._optional = {fix.__name__: fix for fix in optional}
         self._pins = dict(pins)
         self._on_last_uninstall = on_last_uninstall
         self._lock = threading.RLock()
         self._holders = 0
+        self._chosen: frozenset[str] = frozenset()
         self._applied: list[tuple[_Patch | _Hook, object]] = []
 
     @property
@@ -126,15 +138,31 @@ class Registry:
         """How many installs are not yet matched by an uninstall (0: nothing is patched)."""
         return self._holders
 
-    def install(self) -> None:
-        """Apply every fix (the first holder), or count one more holder."""
+    @property
+    def chosen(self) -> frozenset[str]:
+        """The names of the optional entries applied (empty while nothing is installed)."""
+        return self._chosen
+
+    def install(self, *, optional: Collection[str] | None = None) -> None:
+        """Apply every entry and the optional ones named in ``optional`` (None: all of them) as the first
+        holder, or count one more holder; a holder that names other optional entries than those applied is
+        refused."""
         with self._lock:
+            wanted = frozenset(self._optional if optional is None else optional)
+            unknown = wanted - self._optional.keys()
+            if unknown:
+                raise EarlyExitError(f"no such optional engine entries: {', '.join(sorted(unknown))}")
             if self._holders == 0:
-                self._applied = self._apply(self._plan())
+                self._applied = self._apply(self._plan(self._fixes + tuple(
+                    fix for name, fix in self._optional.items() if name in wanted)))
+                self._chosen = wanted
+            elif optional is not None and wanted != self._chosen:
+                raise EarlyExitError("the engine is installed with other speed-ups ("
+                                     + (", ".join(sorted(self._chosen)) or "none") + "): uninstall it first")
             self._holders += 1
 
     def uninstall(self) -> None:
-        """Count one holder less; the last one restores everything the fixes replaced."""
+        """Count one holder less; the last one restores everything the entries replaced."""
         with self._lock:
             if self._holders == 0:
                 raise EarlyExitError("engine uninstall without a matching install")
@@ -143,15 +171,12 @@ class Registry:
                     self._on_last_uninstall()
                 _undo(self._applied)
                 self._applied = []
+                self._chosen = frozenset()
             self._holders -= 1
 
-    def _plan(self) -> list[_Patch | _Hook]:
+    def _plan(self, fixes: tuple[Fix, ...]) -> list[_Patch | _Hook]:
         check_versions(self._pins)
-        patchers = []
-        for fix in self._fixes:
-            patcher = Patcher(fix.__name__)
-            fix(patcher)
-            patchers.append(patcher)
+        patchers = _declare(fixes)
         missing = [f"{p.fix}: {target}" for p in patchers for target in p.missing]
         if missing:
             raise EngineMismatch("the embedded engine's fixes target internals that this moto/jsonata-python does "

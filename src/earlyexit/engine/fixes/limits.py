@@ -13,47 +13,20 @@ States.DataLimitExceeded) and dropped SendTaskFailure's ``cause``.
 from __future__ import annotations
 
 import json
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import botocore.session
 from moto.core.responses import EmptyResult
-from moto.stepfunctions.exceptions import ValidationException
 from moto.stepfunctions.parser.api import InvalidOutput, InvalidToken
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
-if TYPE_CHECKING:
-    from botocore.model import StructureShape
+from earlyexit.engine.runtime.backend import EngineBackend
+from earlyexit.engine.runtime.validation import validate_lengths
 
+if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["send_task_requests_validated", "validate"]
-
-
-@cache
-def _input_shape(operation: str) -> StructureShape:
-    return botocore.session.get_session().get_service_model("stepfunctions").operation_model(operation).input_shape
-
-
-def validate(operation: str, params: dict[str, Any]) -> None:
-    """Raise ValidationException, worded as AWS words it, if a string parameter breaks its length constraint."""
-    problems = []
-    for name, shape in _input_shape(operation).members.items():
-        value = params.get(name)
-        if not isinstance(value, str):
-            continue
-        shown = "" if shape.metadata.get("sensitive") else f" '{value}'"
-        maximum, minimum = shape.metadata.get("max"), shape.metadata.get("min")
-        if maximum is not None and len(value) > maximum:
-            problems.append(f"Value{shown} at '{name}' failed to satisfy constraint: Member must have length less "
-                            f"than or equal to {maximum}")
-        if minimum is not None and len(value) < minimum:
-            problems.append(f"Value{shown} at '{name}' failed to satisfy constraint: Member must have length "
-                            f"greater than or equal to {minimum}")
-    if problems:
-        plural = "s" if len(problems) > 1 else ""
-        raise ValidationException(f"{len(problems)} validation error{plural} detected: " + "; ".join(problems))
+__all__ = ["send_task_requests_validated"]
 
 
 def _invalid_output() -> InvalidOutput:
@@ -69,13 +42,13 @@ def send_task_requests_validated(p: Patcher) -> None:
     order the checks; moto's tests verified against AWS send a bad token with output that is not JSON and
     get InvalidToken).
 
+    Tests: tests/test_engine.py::test_an_answer_over_262144_characters_is_refused_and_the_task_keeps_waiting,
+    tests/test_engine.py::test_an_answer_that_is_not_json_is_refused_with_invalid_output
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html
     """
-    from earlyexit.engine.runtime import EngineBackend  # runtime imports the engine's other modules
-
     def send_task_success(self: StepFunctionResponse) -> EmptyResult:
         token, output = self._get_param("taskToken"), self._get_param("output")
-        validate("SendTaskSuccess", {"taskToken": token, "output": output})
+        validate_lengths("SendTaskSuccess", {"taskToken": token, "output": output})
         try:
             json.loads(output)
         except (TypeError, ValueError):
@@ -88,7 +61,7 @@ def send_task_requests_validated(p: Patcher) -> None:
 
     def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
         params = {name: self._get_param(name) for name in ("taskToken", "error", "cause")}
-        validate("SendTaskFailure", params)
+        validate_lengths("SendTaskFailure", params)
         backend = self.stepfunction_backend
         if isinstance(backend, StepFunctionsParserBackend):
             backend.send_task_failure(params["taskToken"], error=params["error"], cause=params["cause"])
@@ -98,7 +71,7 @@ def send_task_requests_validated(p: Patcher) -> None:
 
     def send_task_heartbeat(self: StepFunctionResponse) -> EmptyResult:
         token = self._get_param("taskToken")
-        validate("SendTaskHeartbeat", {"taskToken": token})
+        validate_lengths("SendTaskHeartbeat", {"taskToken": token})
         self.stepfunction_backend.send_task_heartbeat(token)
         return EmptyResult()
 

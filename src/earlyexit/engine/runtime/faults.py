@@ -17,52 +17,26 @@ A :class:`FaultRule` selects calls by state machine, state, attempt (the state's
 
 Error codes are the service's wire codes (DynamoDB ``InternalServerError``, EventBridge
 ``InternalException``); the task reports them as Step Functions does
-(``DynamoDB.InternalServerErrorException``: :mod:`earlyexit.engine.services`), so Retry and
+(``DynamoDB.InternalServerErrorException``: :mod:`earlyexit.engine.runtime.services`), so Retry and
 Catch see what they would see on AWS. Every fault that fires is logged in
 :meth:`FaultInjector.fired`, which a test can wait on (:meth:`FaultInjector.wait_fired`).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import enum
-import logging
 import threading
-import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-    FailureEvent,
-    FailureEventException,
-)
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-    StatesErrorNameType,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
-    StateTaskService,
-)
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.mocking.mock_config import MockedResponse
 
-from earlyexit.engine.services import SERVICES, status_code
+from earlyexit.engine.runtime.environment import EngineEnvironment
 from earlyexit.polling import wait_until
 
-if TYPE_CHECKING:
-    from earlyexit.engine.registry import Patcher
-    from earlyexit.engine.runtime import EngineEnvironment
-
-__all__ = ["FAULTS", "Fault", "FaultInjector", "FaultKind", "FaultResponse", "FaultRule", "FiredFault",
-           "injected_service_faults"]
-
-LOG = logging.getLogger("earlyexit.engine")
+__all__ = ["FAULTS", "Call", "Fault", "FaultInjector", "FaultKind", "FaultResponse", "FaultRule", "FiredFault",
+           "mocked_fault", "the_call"]
 
 
 class FaultKind(enum.Enum):
@@ -128,7 +102,7 @@ class FaultRule:
     iteration: int | None = None
     execution_arn: str | None = None
 
-    def matches(self, call: _Call) -> bool:
+    def matches(self, call: Call) -> bool:
         return (self.state_machine_arn == call.state_machine_arn and self.state == call.state
                 and self.attempt in (None, call.attempt) and self.iteration in (None, call.iteration)
                 and self.execution_arn in (None, call.execution_arn))
@@ -144,7 +118,7 @@ class FaultResponse(MockedResponse):
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
     """A service call a task is about to make."""
 
     service: str
@@ -156,7 +130,7 @@ class _Call:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FiredFault(_Call):
+class FiredFault(Call):
     """A fault that fired: on which call, from which rule (None: the mock config file), when."""
 
     fault: Fault
@@ -167,6 +141,10 @@ class FiredFault(_Call):
     def release(self) -> None:
         """Let a held call go on (no effect on other faults)."""
         self._released.set()
+
+    def wait_released(self, timeout: float) -> bool:
+        """Whether the call is released within ``timeout`` seconds."""
+        return self._released.wait(timeout)
 
 
 class FaultInjector:
@@ -214,7 +192,7 @@ class FaultInjector:
         return wait_until(lambda: found[:count] if len(found := self.fired(state=state, execution_arn=execution_arn))
                           >= count else None, timeout=timeout, what=what)
 
-    def match(self, call: _Call, mocked: Fault | None) -> FiredFault | None:
+    def match(self, call: Call, mocked: Fault | None) -> FiredFault | None:
         """Record and return the fault for ``call``: ``mocked`` (from the mock config) or the first rule's."""
         with self._lock:
             rule = None if mocked is not None else next((r for r in self._rules if r.matches(call)), None)
@@ -229,7 +207,7 @@ class FaultInjector:
 FAULTS = FaultInjector()
 
 
-def _mocked_fault(env: EngineEnvironment, state: str, attempt: int) -> Fault | None:
+def mocked_fault(env: EngineEnvironment, state: str, attempt: int) -> Fault | None:
     test_case = env.mock_test_case
     responses = test_case.state_mocked_responses.get(state) if test_case is not None else None
     if responses is None or attempt >= len(responses.mocked_responses):
@@ -238,91 +216,8 @@ def _mocked_fault(env: EngineEnvironment, state: str, attempt: int) -> Fault | N
     return response.fault if isinstance(response, FaultResponse) else None
 
 
-def _the_call(env: EngineEnvironment, service: str) -> _Call:
+def the_call(env: EngineEnvironment, service: str) -> Call:
     context = env.states.context_object.context_object_data
-    return _Call(service=service, state_machine_arn=context["StateMachine"]["Id"],
+    return Call(service=service, state_machine_arn=context["StateMachine"]["Id"],
                  execution_arn=context["Execution"]["Id"], state=context["State"]["Name"],
                  attempt=context["State"]["RetryCount"], iteration=env.item_index)
-
-
-def _client_error(task: StateTaskService, fault: Fault) -> ClientError:
-    code = str(fault.error)
-    return ClientError({"Error": {"Code": code, "Message": fault.cause or f"{code} (injected fault)"},
-                        "ResponseMetadata": {"HTTPStatusCode": status_code(code),
-                                             "RequestId": uuid.uuid4().hex.upper()}},
-                       task.resource.api_action[:1].upper() + task.resource.api_action[1:])
-
-
-def _hold_expired(task: StateTaskService, env: EngineEnvironment, fired: FiredFault) -> FailureEventException:
-    cause = (f"earlyexit: the held {fired.service} call of state {fired.state!r} (attempt {fired.attempt}) "
-             f"was not released within {fired.fault.seconds:g} s")
-    LOG.error("%s in %s", cause, fired.execution_arn)
-    error = StatesErrorName(typ=StatesErrorNameType.StatesRuntime)
-    return FailureEventException(FailureEvent(
-        env=env, error_name=error, event_type=HistoryEventType.TaskFailed,
-        event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-            error=error.error_name, cause=cause, resource=task._get_sfn_resource(),
-            resourceType=task._get_sfn_resource_type()))))
-
-
-def _pause(task: StateTaskService, env: EngineEnvironment, fired: FiredFault) -> None:
-    if fired.fault.kind is FaultKind.DELAY:
-        time.sleep(fired.fault.seconds)
-        return
-    deadline = time.monotonic() + fired.fault.seconds
-    while not fired._released.wait(0.02):  # noqa: SLF001
-        if not env.is_running():  # the flow stopped: the call goes on, nobody waits for it
-            return
-        if time.monotonic() >= deadline:
-            raise _hold_expired(task, env, fired)
-
-
-ServiceTask = Callable[[StateTaskService, Any, Any, dict[str, Any], Any], None]
-
-
-def _faulty_call(task: StateTaskService, env: EngineEnvironment, fired: FiredFault, call: ServiceTask,
-                 runtime_part: Any, parameters: dict[str, Any], credentials: Any) -> None:
-    fault = fired.fault
-    if fault.kind is FaultKind.FAIL:
-        raise _client_error(task, fault)
-    if fault.kind in (FaultKind.DELAY, FaultKind.HOLD) and not fault.after:
-        _pause(task, env, fired)
-    if fault.kind is FaultKind.DUPLICATE:
-        call(task, env, runtime_part, copy.deepcopy(parameters), credentials)
-        env.stack.pop()
-    call(task, env, runtime_part, parameters, credentials)
-    if fault.kind is FaultKind.LOST_RESPONSE:
-        env.stack.pop()
-        raise _client_error(task, fault)
-    if fault.kind in (FaultKind.DELAY, FaultKind.HOLD) and fault.after:
-        _pause(task, env, fired)
-
-
-def injected_service_faults(p: Patcher) -> None:
-    """DynamoDB and EventBridge calls get the faults :data:`FAULTS` and the mock config select: the failures
-    real services have (an error before the call applies, a lost response after it applied, latency, a
-    request applied twice), reported as Step Functions reports them, so Retry and Catch are exercised as on
-    AWS.
-
-    https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
-    """
-    for service, spec in SERVICES.items():
-        original = p.original(spec.task, "_eval_service_task")
-
-        def eval_service_task(self: StateTaskService, env: EngineEnvironment, resource_runtime_part: Any,
-                              normalised_parameters: dict[str, Any], state_credentials: Any,
-                              _original: ServiceTask = original, _service: str = service) -> None:
-            if not env.is_running():
-                # A stopped flow makes no call: its arguments were evaluated while it stopped, every part after
-                # the stop skipped (stop.stopped_flows_end_quietly), so a request would go out half made (an
-                # ApprovalRequested event without its task token, seen under load). AWS sends nothing.
-                return
-            call = _the_call(env, _service)
-            fired = FAULTS.match(call, _mocked_fault(env, call.state, call.attempt))
-            if fired is None:
-                _original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
-            else:
-                _faulty_call(self, env, fired, _original, resource_runtime_part, normalised_parameters,
-                             state_credentials)
-
-        p.replace(spec.task, "_eval_service_task", eval_service_task)

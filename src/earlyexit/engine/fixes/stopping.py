@@ -1,25 +1,19 @@
-"""Stopping: StopExecution, and the flows an early exit ends.
+"""Stopping as AWS stops: StopExecution at once, a failed branch or iteration stopping the others, quietly.
 
-On AWS StopExecution aborts the execution at once, wherever it waits, records the given
-error and cause, and returns the stop date
-(https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html);
-a Parallel state whose branch fails stops the other branches, which record nothing more
-(https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html), and the error
-a branch ended with (``States.*`` ones included) is the Parallel's error. DescribeExecution
-never reports SUCCEEDED without the output
-(https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
+On AWS StopExecution aborts the execution at once, wherever it waits
+(https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html); a Parallel
+state whose branch fails stops the other branches, and the error a branch ended with (``States.*``
+ones included) is the Parallel's error (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
-    ExecutionStatus,
     HistoryEventType,
     TaskFailedEventDetails,
 )
@@ -39,127 +33,20 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inli
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryContext
-from moto.stepfunctions.parser.asl.eval.program_state import (
-    ProgramEnded,
-    ProgramError,
-    ProgramStopped,
-    ProgramTimedOut,
-)
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from earlyexit.engine import tokens
-from earlyexit.engine.services import reported_error_name
-from earlyexit.polling import wait_until
+from earlyexit.engine.runtime import stopping
+from earlyexit.engine.runtime.backend import EngineBackend
+from earlyexit.engine.runtime.environment import EngineEnvironment
+from earlyexit.engine.runtime.execution import EngineExecution
+from earlyexit.engine.runtime.services import reported_error_name
 
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
-    from earlyexit.engine.runtime import EngineEnvironment, EngineExecution
 
-__all__ = ["branch_errors_keep_their_name", "end_flow", "fail_on_engine_fault", "failed_iteration_stops_the_others",
-           "settle", "stop_execution", "stop_execution_aborts_at_once", "stop_flow", "stopped_flows_end_quietly"]
-
-
-class _StoppedEvents:
-    """The event log as a stopped flow sees it: a stopped branch records nothing, a stopped execution only
-    its ExecutionAborted event."""
-
-    def __init__(self, log: Any, keep: frozenset[HistoryEventType]) -> None:
-        self._log = log
-        self._keep = keep
-
-    def add_event(self, *args: Any, **kwargs: Any) -> int:
-        event_type = kwargs.get("event_type", args[1] if len(args) > 1 else None)
-        return self._log.add_event(*args, **kwargs) if event_type in self._keep else 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
-
-
-def stop_flow(env: EngineEnvironment, stop: Callable[[], None]) -> None:
-    """``env.set_stop`` (moto's, as ``stop``): stopped is final, records nothing more, releases its tokens."""
-    with env._state_mutex:
-        if isinstance(env._program_state, ProgramStopped):
-            return
-        stop()
-        if isinstance(env._program_state, ProgramStopped):
-            keep = frozenset() if env.is_frame() else frozenset({HistoryEventType.ExecutionAborted})
-            env.event_manager = _StoppedEvents(env.event_manager, keep)  # type: ignore[assignment]
-    tokens.close_owned(env)
-
-
-def end_flow(env: EngineEnvironment, end: Callable[[], None]) -> None:
-    """``env.set_error`` or ``env.set_timed_out`` (moto's, as ``end``); a stopped flow stays stopped."""
-    with env._state_mutex:
-        if isinstance(env._program_state, ProgramStopped):
-            return
-        end()
-    tokens.close_owned(env)
-
-
-def stop_execution(execution: EngineExecution, *, error: str | None, cause: str | None) -> None:
-    """Abort ``execution`` now (a no-op once it has ended)."""
-    with tokens.LOCK:
-        if execution.exec_status != ExecutionStatus.RUNNING:
-            return
-        stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
-        execution.stop_date = stop_date
-        execution.error, execution.cause = error, cause
-        execution.exec_status = ExecutionStatus.ABORTED
-    # The execution's thread may still be creating its environment.
-    env = wait_until(lambda: execution.exec_worker.env, timeout=10, what=f"the environment of {execution.exec_arn}")
-    env.set_stop(stop_date=stop_date, cause=cause, error=error)
-
-
-def settle(execution: EngineExecution) -> None:
-    """The execution's program has ended: close its tokens, then publish its output before its status."""
-    env = execution.exec_worker.env
-    state = env.program_state()
-    for endpoint in execution.callbacks.endpoints():
-        tokens.close(endpoint)
-    with tokens.LOCK:
-        if execution.exec_status == ExecutionStatus.ABORTED:  # StopExecution already settled it
-            return
-        if isinstance(state, ProgramEnded):
-            execution.output = env.states.get_input()
-            status = ExecutionStatus.SUCCEEDED
-        elif isinstance(state, ProgramStopped):
-            status = ExecutionStatus.ABORTED
-        elif isinstance(state, ProgramError):
-            execution.error = (state.error or {}).get("error")
-            execution.cause = (state.error or {}).get("cause")
-            status = ExecutionStatus.FAILED
-        elif isinstance(state, ProgramTimedOut):
-            status = ExecutionStatus.TIMED_OUT
-        else:
-            raise RuntimeError(f"execution ended with unsupported program state {type(state).__name__}")
-        execution.stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
-        execution.exec_status = status
-
-
-def fail_on_engine_fault(execution: EngineExecution, fault: Exception) -> None:
-    """An exception escaped the engine: the execution FAILS with States.Runtime naming it (never stays RUNNING)."""
-    cause = f"engine fault: {type(fault).__name__}: {fault}"
-    for endpoint in execution.callbacks.endpoints():
-        tokens.close(endpoint)
-    with tokens.LOCK:
-        if execution.exec_status != ExecutionStatus.RUNNING:
-            return
-        execution.error, execution.cause = "States.Runtime", cause
-        execution.stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
-        execution.exec_status = ExecutionStatus.FAILED
-    execution.events.add_event(
-        context=_root_context(execution), event_type=HistoryEventType.ExecutionFailed,
-        event_details=EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails(
-            error="States.Runtime", cause=cause)))
-
-
-def _root_context(execution: EngineExecution) -> EventHistoryContext:
-    env = execution.exec_worker.env if execution.exec_worker is not None else None
-    return env.event_history_context if env is not None else EventHistoryContext.of_program_start()
-
-
-# --------------------------------------------------------------------------------------
+__all__ = ["branch_errors_keep_their_name", "failed_iteration_stops_the_others", "stop_execution_aborts_at_once",
+           "stopped_flows_end_quietly"]
 
 
 def stop_execution_aborts_at_once(p: Patcher) -> None:
@@ -168,11 +55,16 @@ def stop_execution_aborts_at_once(p: Patcher) -> None:
     RUNNING, dropped error and cause and answered without a stop date. With moto's interpreter off (moto's
     default outside the engine, which runs no execution) StopExecution stays moto's.
 
+    Test: tests/test_engine.py::test_stop_execution_aborts_a_callback_wait_at_once_with_error_and_cause
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
     """
-    from earlyexit.engine.runtime import EngineBackend  # runtime imports this module
-
     original = p.original(StepFunctionResponse, "stop_execution")
+
+    def stop_execution(self: EngineBackend, execution_arn: str, error: str | None = None,
+                       cause: str | None = None) -> EngineExecution:
+        execution = self.describe_execution(execution_arn)
+        stopping.stop_execution(execution, error=error, cause=cause)
+        return execution
 
     def stop_execution_response(self: StepFunctionResponse) -> Any:
         backend = self.stepfunction_backend
@@ -183,6 +75,7 @@ def stop_execution_aborts_at_once(p: Patcher) -> None:
         return ActionResult({"stopDate": execution.stop_date})
 
     p.replace(StepFunctionResponse, "stop_execution", stop_execution_response)
+    p.replace(EngineBackend, "stop_execution", stop_execution)
 
 
 def branch_errors_keep_their_name(p: Patcher) -> None:
@@ -190,6 +83,8 @@ def branch_errors_keep_their_name(p: Patcher) -> None:
     States.QueryEvaluationError, ...) fails its state with that error, so a Catch for it catches it; moto
     reported States.Runtime for a branch and crashed the iteration's worker (ValueError) for a Map.
 
+    Tests: tests/test_engine.py::test_states_error_from_a_branch_reaches_the_parallel_catch_unchanged,
+    tests/test_engine.py::test_states_error_of_a_map_iteration_fails_the_map_with_that_error
     https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html
     """
     p.replace(branches_decl, "CustomErrorName", reported_error_name)
@@ -204,6 +99,8 @@ def failed_iteration_stops_the_others(p: Patcher) -> None:
     StopExecution) stops quietly; moto crashed (AttributeError, logged as an engine error) building the
     error output of its aborted iterations.
 
+    Tests: tests/test_engine.py::test_failed_map_iteration_stops_the_others_and_their_tokens_are_refused,
+    tests/test_engine.py::test_a_map_stopped_by_its_parallel_stops_quietly
     https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html
     """
     original = p.original(InlineIterationComponent, "_eval_body")
@@ -242,8 +139,9 @@ def stopped_flows_end_quietly(p: Patcher) -> None:
     the component where that failure of a stopped flow appears ends quietly, and so does the flow. The
     same failure in a running flow is still reported (States.Runtime, logged). A flow stopped while it
     evaluated a task's arguments makes no service call (checked where every call passes:
-    faults.injected_service_faults), so no half-made request goes out.
+    fixes.faults.injected_service_faults), so no half-made request goes out.
 
+    Test: tests/test_engine.py::test_flows_stopped_mid_state_end_without_reporting_anything
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
     """
     original_from_error = p.original(ExecutionState, "_from_error")

@@ -33,6 +33,8 @@ from moto.stepfunctions.parser.asl.parse import preprocessor as asl_preprocessor
 from moto.stepfunctions.parser.asl.parse.intrinsic import intrinsic_parser
 from moto.stepfunctions.parser.asl.parse.intrinsic.preprocessor import Preprocessor as IntrinsicPreprocessor
 
+from earlyexit.engine.runtime.execution import EngineWorker
+
 if TYPE_CHECKING:
     from antlr4.ParserRuleContext import ParserRuleContext
     from moto.stepfunctions.parser.asl.eval.environment import Environment
@@ -53,6 +55,7 @@ def choice_without_match_fails_no_choice_matched(p: Patcher) -> None:
     from its input"); moto raised a Python RuntimeError, reported as States.Runtime. The Developer Guide
     names the error but not its cause text: the cause here names the state.
 
+    Test: tests/test_engine_aws_documented.py::test_a_choice_without_match_and_default_fails_with_no_choice_matched
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
     p.original(StateChoice, "_eval_state")
@@ -91,6 +94,8 @@ def states_all_leaves_terminal_errors(p: Patcher) -> None:
     types"), in a Catch and in a Retry alike; a Catch or a Retry that names one of them explicitly still
     matches it. moto's States.ALL matched them too, so it caught and retried them.
 
+    Tests: tests/test_engine_aws_documented.py::test_states_all_does_not_catch_states_runtime,
+    tests/test_engine_aws_documented.py::test_states_all_does_not_retry_states_runtime
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
     p.original(ErrorEqualsDecl, "_eval_body")
@@ -122,6 +127,7 @@ def error_output_cause_only_when_there_is_one(p: Patcher) -> None:
     Note: moto's source carries LocalStack's remark that AWS binds an empty string; this could not be
     checked against AWS's documentation.
 
+    Test: tests/test_engine_aws_documented.py::test_a_caught_error_without_cause_has_no_cause_field
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
     p.original(ExecutionState, "_construct_error_output_value")
@@ -154,6 +160,7 @@ def intrinsic_null_arguments_kept(p: Patcher) -> None:
     provided"). moto's intrinsic grammar has no null: it dropped the argument (and printed a syntax error).
     The Developer Guide does not list the literals an argument may be; a null is taken as JSON's.
 
+    Test: tests/test_engine_aws_documented.py::test_intrinsic_arguments_keep_null
     https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#asl-intrsc-func-arrays
     """
     original_parse = p.original(intrinsic_parser.IntrinsicParser, "parse")
@@ -185,10 +192,10 @@ def context_times_as_aws_strings(p: Patcher) -> None:
     ``$states.context`` in JSONata). moto kept a Python datetime: a JSONPath Parameters that read it put
     the datetime in the state's output, and DescribeExecution then raised TypeError.
 
+    Tests: tests/test_engine_aws_documented.py::test_the_start_time_read_by_jsonpath_is_an_iso_8601_string,
+    tests/test_engine_aws_documented.py::test_the_start_time_read_by_jsonata_is_the_same_string
     https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
     """
-    from earlyexit.engine.runtime import EngineWorker
-
     original = p.original(EngineWorker, "_get_evaluation_environment")
 
     def get_evaluation_environment(self: EngineWorker) -> Any:
@@ -226,6 +233,8 @@ def definition_strings_read_as_json(p: Patcher) -> None:
     text and that intrinsic strings escape ``'``, ``{``, ``}`` and ``\\`` with a backslash; it says nothing
     more on escapes, so JSON's rules (RFC 8259) apply first.
 
+    Tests: tests/test_engine_aws_documented.py::test_unicode_escapes_in_a_definition_are_read_as_json,
+    tests/test_engine_aws_documented.py::test_unicode_escapes_in_jsonpath_strings_and_intrinsics
     https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
     https://docs.aws.amazon.com/step-functions/latest/dg/concepts-amazon-states-language.html
     """

@@ -29,6 +29,8 @@ def queue_operations_thread_safe(p: Patcher) -> None:
     """Each message operation on a queue is atomic: concurrent sends, receives and deletes lose, repeat and
     fail no message. A long poll (WaitTimeSeconds) waits outside the lock, so senders are never held up by it.
 
+    Tests: tests/test_engine_queues.py::test_concurrent_senders_receivers_and_deleters_lose_and_repeat_no_message,
+    tests/test_engine_queues.py::test_a_long_poll_returns_a_message_sent_while_it_waits
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
     """
     lock = threading.RLock()

@@ -23,10 +23,9 @@ state whose responses are all of these calls the real service on every attempt.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.stepfunctions.exceptions import ValidationException
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
 from moto.stepfunctions.parser.mocking.mock_config import (
     MockedResponse,
     MockedResponseReturn,
@@ -36,14 +35,10 @@ from moto.stepfunctions.parser.mocking.mock_config import (
 )
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
-from earlyexit.engine.faults import Fault, FaultResponse
-from earlyexit.engine.services import reported_error_name
+from earlyexit.engine.runtime.environment import EngineEnvironment
+from earlyexit.engine.runtime.faults import Fault, FaultResponse
 
-if TYPE_CHECKING:
-    from earlyexit.engine.registry import Patcher
-    from earlyexit.engine.runtime import EngineEnvironment
-
-__all__ = ["ENVIRONMENT_VARIABLE", "is_mocked_attempt", "load_test_case", "mocked_throws_keep_their_name"]
+__all__ = ["ENVIRONMENT_VARIABLE", "is_mocked_attempt", "load_test_case"]
 
 ENVIRONMENT_VARIABLE = "SFN_MOCK_CONFIG"
 
@@ -174,12 +169,3 @@ def is_mocked_attempt(env: EngineEnvironment) -> bool:
     attempt = env.states.context_object.context_object_data.get("State", {}).get("RetryCount", 0)
     return attempt >= len(responses.mocked_responses) or \
         not isinstance(responses.mocked_responses[attempt], FaultResponse)
-
-
-def mocked_throws_keep_their_name(p: Patcher) -> None:
-    """A mocked ``Throw`` fails the task with its error exactly as given, ``States.*`` names included
-    (``States.Timeout`` simulates a timed-out task); moto raised ValueError for a ``States.`` name.
-
-    https://docs.aws.amazon.com/step-functions/latest/dg/sfn-local-mock-cfg-file.html
-    """
-    p.replace(mock_eval_utils, "CustomErrorName", reported_error_name)

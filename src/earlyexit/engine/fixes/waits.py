@@ -1,9 +1,4 @@
-"""Wait-time scale, as Step Functions Local's: Wait states and Retry intervals last ``scale`` times as long.
-
-1.0, the default, is AWS's timing
-(https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html,
-https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html#error-handling-retrying-after-an-error).
-"""
+"""Wait states and Retry intervals last their declared time, scaled by the engine's wait-time scale."""
 
 from __future__ import annotations
 
@@ -14,25 +9,12 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 
+from earlyexit.engine.runtime.waits import wait_time_scale
+
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["scaled_waits", "set_wait_time_scale", "wait_time_scale"]
-
-_scale = 1.0
-
-
-def set_wait_time_scale(scale: float) -> None:
-    """Scale every Wait state and Retry interval by ``scale`` (1.0 is AWS's timing)."""
-    global _scale
-    if not scale > 0:
-        raise ValueError(f"wait_time_scale must be > 0, got {scale!r}")
-    _scale = float(scale)
-
-
-def wait_time_scale() -> float:
-    """The current scale of Wait states and Retry intervals."""
-    return _scale
+__all__ = ["scaled_waits"]
 
 
 class _ScaledClock:
@@ -40,7 +22,7 @@ class _ScaledClock:
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        time.sleep(seconds * _scale)
+        time.sleep(seconds * wait_time_scale())
 
 
 def scaled_waits(p: Patcher) -> None:
@@ -48,11 +30,12 @@ def scaled_waits(p: Patcher) -> None:
     when its flow stops; Retry intervals last their declared time; both scaled by :func:`wait_time_scale`.
     moto re-waited on whole seconds only.
 
+    Test: tests/test_engine.py::test_wait_time_scale_shortens_wait_states_and_retry_intervals
     https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html
     """
 
     def wait_interval(self: WaitFunction, env: Environment, wait_seconds: float) -> None:
-        deadline = time.monotonic() + max(0.0, float(wait_seconds)) * _scale
+        deadline = time.monotonic() + max(0.0, float(wait_seconds)) * wait_time_scale()
         while env.is_running():
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -21,26 +21,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from moto.core.responses import ActionResult
-from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.api import InvalidDefinition
-from moto.stepfunctions.parser.asl.parse import preprocessor as asl_preprocessor
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-from moto.stepfunctions.responses import StepFunctionResponse
 
-from earlyexit.engine.shapes import validate_request
-
-if TYPE_CHECKING:
-    from earlyexit.engine.registry import Patcher
-
-__all__ = ["DEFAULT_MAX_DIAGNOSTICS", "Diagnostic", "definitions_parsed_independently",
-           "definitions_validated_as_aws", "diagnostics", "invalid_definition", "validate_state_machine_definition",
+__all__ = ["DEFAULT_MAX_DIAGNOSTICS", "Diagnostic", "diagnostics", "invalid_definition", "refuse_invalid",
            "validation_result"]
 
-VALIDATE_API = "https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html"
 DEFAULT_MAX_DIAGNOSTICS = 100
 
 _STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
@@ -137,12 +125,7 @@ class _Checker:
     # -- one state ----------------------------------------------------------------------------------
 
     def state(self, name: str, state: Any, at: str, inherited: str, scope: set[str]) -> list[str]:
-        if name in self.state_names:
-            self.error("DUPLICATE_STATE_NAME", f"Duplicate State name: {name} (also at {self.state_names[name]})", at)
-        else:
-            self.state_names[name] = at
-        if len(name) > _MAX_NAME or not name:
-            self.error("INVALID_STATE_NAME", f"State names must be 1 to {_MAX_NAME} characters long", at)
+        self.state_name(name, at)
         if not isinstance(state, dict):
             self.error("SCHEMA_VALIDATION_FAILED", "A state must be an object", at)
             return []
@@ -155,6 +138,23 @@ class _Checker:
                        f"({', '.join(_STATE_TYPES)})", f"{at}/Type")
             return []
         language = self.query_language(state, at, inherited)
+        self.fields(kind, state, at, language)
+        targets = self.transitions(kind, state, at, scope)
+        if kind == "Choice":
+            targets.extend(self.choice(state, at, language, scope))
+        targets.extend(self.catchers(state, at, language, scope))
+        self.nested_machines(kind, state, at, language)
+        return [target for target in targets if target]
+
+    def state_name(self, name: str, at: str) -> None:
+        if name in self.state_names:
+            self.error("DUPLICATE_STATE_NAME", f"Duplicate State name: {name} (also at {self.state_names[name]})", at)
+        else:
+            self.state_names[name] = at
+        if len(name) > _MAX_NAME or not name:
+            self.error("INVALID_STATE_NAME", f"State names must be 1 to {_MAX_NAME} characters long", at)
+
+    def fields(self, kind: str, state: dict[str, Any], at: str, language: str) -> None:
         forbidden = _JSONATA_ONLY if language == "JSONPath" else _JSONPATH_ONLY
         for field in forbidden:
             if field in state:
@@ -166,21 +166,22 @@ class _Checker:
             else:
                 self.error("SCHEMA_VALIDATION_FAILED", f"The field 'Assign' is not supported in a {kind} state",
                            f"{at}/Assign")
-        targets: list[str] = []
+
+    def transitions(self, kind: str, state: dict[str, Any], at: str, scope: set[str]) -> list[str]:
         if kind in _WITHOUT_NEXT_OR_END:
             for field in ("Next", "End"):
                 if field in state:
                     self.error("SCHEMA_VALIDATION_FAILED", f"The field '{field}' is not supported in a {kind} state",
                                f"{at}/{field}")
-        else:
-            has_next, ends = "Next" in state, state.get("End") is True
-            if has_next == ends:
-                self.error("SCHEMA_VALIDATION_FAILED", "A state must have exactly one of 'Next' and 'End': true"
-                           if has_next else "These fields are required: [Next | End]", at)
-            if has_next:
-                targets.append(self.target(state["Next"], "Next", f"{at}/Next", scope))
-        if kind == "Choice":
-            targets.extend(self.choice(state, at, language, scope))
+            return []
+        has_next, ends = "Next" in state, state.get("End") is True
+        if has_next == ends:
+            self.error("SCHEMA_VALIDATION_FAILED", "A state must have exactly one of 'Next' and 'End': true"
+                       if has_next else "These fields are required: [Next | End]", at)
+        return [self.target(state["Next"], "Next", f"{at}/Next", scope)] if has_next else []
+
+    def catchers(self, state: dict[str, Any], at: str, language: str, scope: set[str]) -> list[str]:
+        targets = []
         for index, catcher in enumerate(state.get("Catch") or []):
             where = f"{at}/Catch[{index}]"
             if not isinstance(catcher, dict) or "Next" not in catcher:
@@ -189,6 +190,9 @@ class _Checker:
             targets.append(self.target(catcher["Next"], "Next", f"{where}/Next", scope))
             if "Assign" in catcher:
                 self.assign(catcher["Assign"], f"{where}/Assign", language)
+        return targets
+
+    def nested_machines(self, kind: str, state: dict[str, Any], at: str, language: str) -> None:
         if kind == "Parallel":
             branches = state.get("Branches")
             if not isinstance(branches, list) or not branches:
@@ -202,7 +206,6 @@ class _Checker:
                 self.error("SCHEMA_VALIDATION_FAILED", "These fields are required: [ItemProcessor]", at)
             else:
                 self.machine(state[field], f"{at}/{field}", language)
-        return [target for target in targets if target]
 
     def target(self, name: Any, field: str, at: str, scope: set[str]) -> str:
         if not isinstance(name, str):
@@ -322,83 +325,8 @@ def validation_result(definition: str | None, *, severity: str | None = None,
             "diagnostics": [d.as_dict() for d in shown[:limit]], "truncated": len(shown) > limit}
 
 
-def _refuse_invalid(definition: str) -> None:
+def refuse_invalid(definition: str) -> None:
+    """Raise InvalidDefinition if ``definition`` has an ERROR diagnostic."""
     found = diagnostics(definition)
     if any(d.severity == "ERROR" for d in found):
         raise invalid_definition(found)
-
-
-# -- the fixes ----------------------------------------------------------------------------------------
-
-
-def definitions_parsed_independently(p: Patcher) -> None:
-    """Each definition is read on its own: the query language of one never applies to the next. moto's ASL
-    preprocessor kept its stack of query-language scopes in a list shared by every instance (a class
-    attribute); a definition refused while a JSONata scope was open (``Parameters`` in a JSONata state) left
-    that scope on the stack, and every later definition without a QueryLanguage of its own (in the process,
-    in any embedded cloud) was read as JSONata, so valid JSONPath definitions (Parameters, ResultPath, a
-    Choice with Not) were refused. Here each preprocessor has its own stack. AWS reads a definition without
-    QueryLanguage as JSONPath ("QueryLanguage (Optional; when omitted, defaults to JSONPath)").
-
-    https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html
-    """
-    preprocessor = asl_preprocessor.Preprocessor
-    original_init = p.original(preprocessor, "__init__")
-    p.original(preprocessor, "_query_language_per_scope")
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        self._query_language_per_scope = []
-
-    p.replace(preprocessor, "__init__", init)
-
-
-def definitions_validated_as_aws(p: Patcher) -> None:
-    """CreateStateMachine and UpdateStateMachine refuse a definition AWS refuses, with InvalidDefinition naming
-    each problem ("Invalid State Machine Definition: 'MISSING_TRANSITION_TARGET: Missing 'Next' target: X at
-    /States/A/Next'"): a ``Next``, ``Default`` or ``StartAt`` naming no state of its scope (a Parallel branch
-    or a Map's ItemProcessor is a scope of its own, so a branch cannot go to a state outside it), a state
-    unreachable from StartAt (AWS: ``State "X" is not reachable.``), ``Next`` in a member of a Choice rule's
-    ``And``, ``Or`` or ``Not``, ``Output`` or ``Arguments`` in a JSONPath state, ``InputPath``,
-    ``Parameters``, ``ResultSelector``, ``ResultPath`` or ``OutputPath`` in a JSONata state, an ``Assign`` of
-    a name that is not a variable name (``$x``) or is reserved (``states``: ``$states``), an unknown state
-    Type, a duplicated state name, a state with neither Next nor End. moto accepted most of them (and ran
-    into them at execution time). The same verdict as ValidateStateMachineDefinition (:func:`diagnostics`).
-
-    The codes and the location format (``/States/<StateName>/<FieldName>``) are the API reference's; the
-    unreachable-state message is the one AWS answers (not in its documentation: as reproduced against AWS in
-    LocalStack's pull request 12487). The variable-name rule follows workflow-variables.html (the reserved
-    variable ``$states``; names are written with ``$`` only where they are read); the identifier rule and the
-    80-character limit could not be confirmed from the documentation text available here and follow the
-    rule for state names and JSONata identifiers.
-
-    https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinitionDiagnostic.html
-    https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
-    https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html
-    https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-choice-state.html
-    """
-    p.original(StepFunctionsParserBackend, "_validate_definition")
-    p.replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(_refuse_invalid))
-
-
-def validate_state_machine_definition(p: Patcher) -> None:
-    """ValidateStateMachineDefinition answers ``{"result": "OK"|"FAIL", "diagnostics": [...], "truncated":
-    false}`` with the same checks as CreateStateMachine (``severity`` ERROR, the default, lists only errors;
-    ``maxResults`` 0 or absent is 100); a request that breaks the API's constraints (an empty definition, a
-    ``type`` or ``severity`` outside its values, ``maxResults`` above 100) is a ValidationException. moto
-    had no such operation (an endpoint answered it as unknown).
-
-    https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html
-    """
-    def backend_validate(self: StepFunctionBackend, definition: str, *, severity: str | None = None,
-                         max_results: int | None = None) -> dict[str, Any]:
-        return validation_result(definition, severity=severity, max_results=max_results)
-
-    def respond(self: StepFunctionResponse) -> ActionResult:
-        params = {name: self._get_param(name) for name in ("definition", "type", "severity", "maxResults")}
-        validate_request("ValidateStateMachineDefinition", params)
-        return ActionResult(self.stepfunction_backend.validate_state_machine_definition(
-            params["definition"], severity=params["severity"], max_results=params["maxResults"]))
-
-    p.add(StepFunctionBackend, "validate_state_machine_definition", backend_validate)
-    p.add(StepFunctionResponse, "validate_state_machine_definition", respond)
