@@ -16,6 +16,12 @@ This module composes them. :func:`install` applies the runtime, every fix and th
 (all, or ``speedups=False``, or a selection by name), checked first, all or nothing;
 :func:`uninstall` restores moto as it was; both are reference-counted, so ``embedded_cloud``
 blocks may nest and run beside ``earlyexit serve``.
+
+Installing checks moto's code, not only its version: ``moto.lock.json`` records the SHA-256 of
+the source of every moto and jsonata-python function or class an entry replaces or wraps, and a
+difference raises :class:`EngineMismatch` naming the fix and the function. After reviewing the
+fixes against a new moto, regenerate it with ``python -m earlyexit.engine.lock --write``
+(``--check`` compares).
 """
 
 from __future__ import annotations
@@ -129,8 +135,8 @@ def install(*, speedups: bool | Collection[str] | None = None) -> None:
     ``speedups``: True every speed-up, False none, or the names of those wanted; None (the default) every
     one for the first holder, and whatever is applied for the others. A holder that asks for other speed-ups
     than those applied is refused (:class:`~earlyexit.errors.EarlyExitError`). Raises
-    :class:`EngineMismatch` (nothing patched) if moto or jsonata-python is not the pinned version or lacks an
-    internal an entry targets.
+    :class:`EngineMismatch` (nothing patched) if moto or jsonata-python is not the pinned version, lacks an
+    internal an entry targets, or has code that differs from the lock.
     """
     if speedups is None or speedups is True:
         chosen = None if speedups is None else [fix.__name__ for fix in SPEEDUPS]

@@ -3,9 +3,10 @@
 An entry (a fix, a speed-up, the runtime's seam) is a function that receives a :class:`Patcher`
 and declares what it replaces (``patcher.replace(owner, name, value)``) and, for a wrapper, reads
 what it wraps (``patcher.original(owner, name)``). Nothing is changed while the entries declare:
-the registry first checks the pinned versions and that every declared target exists, then
-applies every patch, undoing the applied ones if one fails, and undoes them all when its last
-holder uninstalls.
+the registry first checks the pinned versions, that every declared target exists and that the
+source of every moto or jsonata-python target is the one the lock records
+(:mod:`earlyexit.engine.lock`), then applies every patch, undoing the applied ones if one fails,
+and undoes them all when its last holder uninstalls.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from earlyexit.engine.lock import locked_target, read_lock, source_hash
 from earlyexit.errors import EarlyExitError
 
-__all__ = ["PINS", "EngineMismatch", "Fix", "Patcher", "Registry", "check_versions"]
+__all__ = ["PINS", "EngineMismatch", "Fix", "Patcher", "Registry", "check_versions", "declared_sources"]
 
 # The engine patches these two packages' internals: exactly these versions.
 PINS: Mapping[str, str] = {"moto": "5.2.5", "jsonata-python": "0.7.1"}
@@ -83,9 +85,11 @@ class Patcher:
         self.fix = fix
         self.steps: list[_Patch | _Hook] = []
         self.missing: list[str] = []
+        self.touched: list[tuple[object, str]] = []  # every (owner, name) read or replaced
 
     def original(self, owner: object, name: str) -> Any:
         """``owner.name`` as it is now (what a wrapper calls); a missing one is reported at install."""
+        self.touched.append((owner, name))
         if not hasattr(owner, name):
             self.missing.append(f"{_label(owner)}.{name}")
             return None
@@ -93,6 +97,7 @@ class Patcher:
 
     def replace(self, owner: object, name: str, value: object) -> None:
         """Set ``owner.name`` to ``value`` at install and restore it at uninstall; ``owner.name`` must exist."""
+        self.touched.append((owner, name))
         if not hasattr(owner, name):
             self.missing.append(f"{_label(owner)}.{name}")
         self.steps.append(_Patch(self.fix, owner, name, value))
@@ -118,15 +123,56 @@ def _declare(fixes: Iterable[Fix]) -> list[Patcher]:
     return patchers
 
 
+def declared_sources(fixes: Iterable[Fix]) -> dict[str, tuple[str, list[str]]]:
+    """The moto and jsonata-python targets ``fixes`` read or replace, as they are now: each one's name in the
+    lock, its source's hash and the fixes that touch it."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for patcher in _declare(fixes):
+        for owner, name in patcher.touched:
+            target = locked_target(owner, name)
+            if target is not None:
+                key, value = target
+                found.setdefault(key, (source_hash(value), []))[1].append(patcher.fix)
+    return found
+
+
+def _current_hash(value: object) -> str | None:
+    """The hash of ``value``'s source; None when it has none to read (it is not the code the lock records)."""
+    try:
+        return source_hash(value)
+    except (OSError, TypeError):
+        return None
+
+
+def _check_sources(patchers: list[Patcher], recorded: Mapping[str, str]) -> None:
+    wrong = []
+    for patcher in patchers:
+        for owner, name in patcher.touched:
+            target = locked_target(owner, name)
+            if target is None:
+                continue
+            key, value = target
+            if key not in recorded:
+                wrong.append(f"fix {patcher.fix} replaces {key}, which the lock does not record")
+            elif _current_hash(value) != recorded[key]:
+                wrong.append(f"fix {patcher.fix} replaces {key} whose source differs from the one it was written for")
+    if wrong:
+        raise EngineMismatch("the embedded engine's fixes do not match this moto/jsonata-python (nothing was "
+                             "patched): " + "; ".join(dict.fromkeys(wrong)) + " (review the fixes, then regenerate "
+                             "the lock: python -m earlyexit.engine.lock --write)")
+
+
 class Registry:
     """Entries installed together, the ``optional`` ones (speed-ups) by choice; :meth:`install` and
     :meth:`uninstall` are reference-counted."""
 
     def __init__(self, fixes: Iterable[Fix], *, optional: Iterable[Fix] = (), pins: Mapping[str, str] = PINS,
+                 lock: Callable[[], Mapping[str, str]] = read_lock,
                  on_last_uninstall: Callable[[], None] | None = None) -> None:
         self._fixes = tuple(fixes)
         self._optional = {fix.__name__: fix for fix in optional}
         self._pins = dict(pins)
+        self._lock_file = lock
         self._on_last_uninstall = on_last_uninstall
         self._lock = threading.RLock()
         self._holders = 0
@@ -181,6 +227,7 @@ class Registry:
         if missing:
             raise EngineMismatch("the embedded engine's fixes target internals that this moto/jsonata-python does "
                                  "not have (nothing was patched): " + "; ".join(missing))
+        _check_sources(patchers, self._lock_file())
         steps = [step for p in patchers for step in p.steps]
         targets = [(id(s.owner), s.name) for s in steps if isinstance(s, _Patch)]
         if len(targets) != len(set(targets)):
