@@ -4,6 +4,8 @@ tables fit an 80-column terminal with every number whole."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from earlyexit.tools.bench import (
     polling_transitions,
     render,
     report,
+    report_width,
 )
 
 
@@ -68,3 +71,22 @@ def test_every_table_renders_at_80_columns_with_every_number_whole(measured: lis
     assert numbers, "the tables hold numbers"
     whole = set(re.findall(r"\$?\d[\d,.]*", text))
     assert numbers <= whole, sorted(numbers - whole)
+
+
+@pytest.mark.parametrize(("environ", "terminal", "width"), [
+    ({"COLUMNS": "80"}, None, 80),  # piped to a file or in CI, COLUMNS set
+    ({"COLUMNS": "80"}, 132, 80),
+    ({}, 132, 132),  # a terminal
+    ({}, None, 200),  # a file: wide tables, nothing stacked
+    ({"COLUMNS": "wide"}, None, 200),
+    ({"COLUMNS": "0"}, 100, 100),
+], ids=["piped-columns", "terminal-columns", "terminal", "file", "columns-not-a-number", "columns-zero"])
+def test_the_report_width_is_columns_then_the_terminal_s_then_wide(environ: dict[str, str], terminal: int | None,
+                                                                  width: int) -> None:
+    assert report_width(environ, terminal) == width
+
+
+def test_the_benchmark_runs_as_a_module_of_the_package() -> None:
+    result = subprocess.run([sys.executable, "-m", "earlyexit.tools.bench", "--runs", "0"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "--runs, --engines and --in-flight must be at least 1" in result.stderr

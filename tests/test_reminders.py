@@ -23,12 +23,13 @@ from support import latest_tokens, recorded, send_answer, wait_until_counted
 
 from earlyexit import states
 from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
-from earlyexit.tools.bench import _reminder_table, measure_reminder_rounds, render
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Execution, history_events, state_transitions
 from earlyexit.local import Cloud, Stack
 from earlyexit.polling import wait_until
 from earlyexit.rules import check_input
+from earlyexit.tools.bench import measure_reminder_rounds, render
+from earlyexit.tools.bench.report import _reminder_table
 
 REQUEST = {"item": "laptop", "price": 1499}
 DETAIL_FIELDS = {"pattern", "executionArn", "approver", "request", "deadline", "reminder"}
