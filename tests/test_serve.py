@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from endpoint import client, serving
+from endpoint import READY_TIMEOUT, client, serving
 from support import record, timeless
 
 from earlyexit.polling import wait_until
@@ -211,14 +214,16 @@ def test_the_readme_s_aws_cli_commands_run_an_approval(server: Endpoint) -> None
         assert result.returncode == 0, f"aws {' '.join(args)}: {result.stderr}"
         return result.stdout
 
+    aws("sqs", "purge-queue", "--queue-url", queue_url)  # the README empties the queue of earlier requests first
     arn = json.loads(aws("stepfunctions", "start-execution", "--state-machine-arn",
                          stacks["either-or"]["StateMachineArn"], "--input", "file://either-or/examples/input.json"))[
         "executionArn"]
 
     def requests() -> list[dict[str, Any]] | None:
         bodies = aws("sqs", "receive-message", "--queue-url", queue_url, "--max-number-of-messages", "10",
-                     "--query", "Messages[].Body", "--output", "json")
-        mine = [e for e in map(json.loads, json.loads(bodies) or []) if e["detail"]["executionArn"] == arn]
+                     "--query", f"Messages[?contains(Body, '{arn}')].Body", "--output", "json")
+        mine = [json.loads(body) for body in json.loads(bodies) or []]
+        assert {e["detail"]["executionArn"] for e in mine} <= {arn}, "the README's filter lets others through"
         return mine or None
 
     token = wait_until(requests, timeout=20, what="a request in the queue")[0]["detail"]["taskToken"]
@@ -267,3 +272,64 @@ def test_an_unknown_query_protocol_action_is_an_invalid_action_xml_error(server:
     body = refused.value.read().decode()
     assert refused.value.code == 400 and refused.value.headers["Content-Type"].startswith("text/xml")
     assert "<Code>InvalidAction</Code>" in body and "<ErrorResponse>" in body
+
+
+def test_a_region_other_than_the_endpoint_s_names_the_region_serve_deploys_in(server: Endpoint) -> None:
+    url, _, _ = server
+    result = subprocess.run([sys.executable, "-m", "earlyexit", "start", "quorum", "--approver", "a", "--approver",
+                             "b", "--endpoint-url", url, "--region", "eu-west-1"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert "no stack earlyexit-quorum in eu-west-1: `earlyexit serve` deploys its stacks in us-east-1 only" in said
+    assert "sam deploy" not in said
+
+
+def test_ctrl_c_on_status_watch_exits_130_without_aborted(server: Endpoint) -> None:
+    url, stacks, _ = server
+    arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
+    watching = subprocess.Popen([sys.executable, "-m", "earlyexit", "status", arn, "--watch", "--endpoint-url", url],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watching.stdout is not None
+        first = watching.stdout.readline()  # the title: it is watching
+        assert arn.endswith(first.strip())
+        watching.send_signal(signal.SIGINT)
+        _, stderr = watching.communicate(timeout=30)
+    finally:
+        watching.kill()
+        client(url, "stepfunctions").stop_execution(executionArn=arn)
+    assert watching.returncode == 130
+    assert "Aborted" not in stderr and "Traceback" not in stderr
+
+
+def test_the_ready_line_is_also_said_one_address_a_line_within_80_columns() -> None:
+    server = subprocess.Popen([sys.executable, "-m", "earlyexit", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert server.stderr is not None and server.stdout is not None
+        lines.put(server.stdout.readline())
+        for line in server.stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        ready = json.loads(lines.get(timeout=READY_TIMEOUT))
+        said = []
+        while not said or not said[-1].startswith("In memory only"):
+            said.append(lines.get(timeout=30).rstrip("\n"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert said[-9:] == [
+        f"Ready: {ready['endpoint']} (region us-east-1, any credentials)",
+        "Approval requests (SQS queue):", f"  {ready['approvalQueueUrl']}",
+        "Notifications (SQS queue):", f"  {ready['notificationQueueUrl']}",
+        "Inbox:", f"  {ready['stacks']['inbox']['InboxUrl']}",
+        f"In another terminal: export AWS_ENDPOINT_URL={ready['endpoint']}",
+        "In memory only: Ctrl-C stops the endpoint and loses every execution.",
+    ]
+    assert [line for line in said[-9:] if len(line) > 80 and not line.startswith("  http")] == []
+    assert server.returncode == 0
