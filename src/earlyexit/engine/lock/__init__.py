@@ -53,8 +53,20 @@ def locked_target(owner: object, name: str) -> Target | None:
     return f"{value.__module__}.{value.__qualname__}", value  # type: ignore[union-attr]
 
 
+_hashed: dict[int, tuple[object, str]] = {}  # id -> (the object, kept alive so that its id stays its own; hash)
+
+
 def source_hash(value: object) -> str:
-    """The SHA-256 of ``value``'s source (a function, class, property or module)."""
+    """The SHA-256 of ``value``'s source (a function, class, property or module), computed once per object."""
+    known = _hashed.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    digest = _source_hash(value)
+    _hashed[id(value)] = (value, digest)
+    return digest
+
+
+def _source_hash(value: object) -> str:
     if isinstance(value, property):
         parts = [inspect.getsource(f) for f in (value.fget, value.fset, value.fdel) if f is not None]
     elif isinstance(value, (staticmethod, classmethod)):
