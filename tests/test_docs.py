@@ -218,3 +218,42 @@ def test_make_says_what_it_installs_before_each_quiet_install(target: str, tmp_p
     for index in installs:
         said = next(line for line in reversed(planned[:index]) if line.startswith("echo "))
         assert said.startswith('echo "make: installing ') and "once)" in said, said
+
+
+# -- the README as a newcomer reads it (issue 18) -------------------------------------------------
+
+
+LOCAL_READMES = [ROOT / "README.md", *(ROOT / folder / "README.md" for folder in ("either-or", "quorum", "inbox"))]
+
+
+def _options() -> list[str]:
+    """Every long option of every command (--help aside)."""
+    return sorted({option for command in main.commands.values() for param in command.params
+                   for option in param.opts if option.startswith("--") and option != "--help"})
+
+
+@pytest.mark.parametrize("option", _options())
+def test_the_readme_names_every_option_of_the_command_line(option: str) -> None:
+    assert f"`{option}" in README or f" {option} " in README or f"{option}`" in README, option
+
+
+@pytest.mark.parametrize("path", LOCAL_READMES, ids=_relative)
+def test_a_readme_that_runs_the_aws_cli_locally_says_how_to_install_it(path: Path) -> None:
+    text = path.read_text()
+    assert ".venv/bin/pip install awscli" in text
+    if path == ROOT / "README.md":
+        assert README.index(".venv/bin/pip install awscli") < README.index("aws sqs")
+
+
+@pytest.mark.parametrize("path", LOCAL_READMES, ids=_relative)
+def test_a_readme_empties_a_local_queue_before_it_reads_one_execution_s_messages(path: Path) -> None:
+    commands = [line for block in _code_blocks(path.read_text()) for line in block]
+    for queue in ("earlyexit-approval-requests", "earlyexit-notifications"):
+        reads = [i for i, line in enumerate(commands) if "aws sqs receive-message" in line and queue in line]
+        purges = [i for i, line in enumerate(commands) if "aws sqs purge-queue" in line and queue in line]
+        starts = [i for i, line in enumerate(commands) if "earlyexit start" in line or "start-execution" in line]
+        for read in reads:
+            start = max(i for i in starts if i < read)
+            assert any(purge < start for purge in purges), f"{_relative(path)}: {commands[read]}"
+            if queue == "earlyexit-approval-requests":  # the requests of this execution only
+                assert "contains(Body, '$ARN')" in commands[read + 1]

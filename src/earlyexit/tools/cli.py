@@ -254,7 +254,8 @@ def serve(host: str, port: int, max_executions: int) -> None:
     requests and of the inbox's notifications, in region us-east-1.
 
     Prints one JSON line on stdout when ready: {"endpoint": URL, "stacks": {"either-or", "quorum", "inbox"},
-    "approvalQueueUrl": URL, "notificationQueueUrl": URL}, and the same, one item a line, on stderr.
+    "approvalQueueUrl": URL, "notificationQueueUrl": URL}, and the endpoint, its queues and the inbox, one a
+    line, on stderr.
     Everything is kept in memory: stopping the endpoint (Ctrl-C) loses every execution, and the next
     start deploys the stacks anew, with new state machine names.
     """
