@@ -192,3 +192,8 @@ def test_a_refused_input_asks_nobody() -> None:
                                                (86_400, "1d"), (31_449_600, "364d")])
 def test_a_duration_reads_as_people_write_it(seconds: int, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_an_either_or_execution_shows_no_quorum_even_if_its_input_has_one() -> None:
+    line = _started_alone({"approvers": ["alice", "bob"], "quorum": 1, "timeoutSeconds": 60}, asked_as="Ask approver 1")
+    assert line == "started: asking alice, bob (deadline 1m, at 2026-12-07 09:01:00 UTC)"

@@ -63,6 +63,10 @@ def _refused(execution: Execution) -> bool:
 
 def _quorum(execution: Execution) -> str | None:
     """The quorum of a quorum execution: the input's, else the output's (the stack's DefaultQuorum)."""
+    either_or = (execution.output or {}).get("pattern") == "either-or" or any(
+        r.state != states.QUORUM.ASK for r in execution.requests)
+    if either_or:  # it ignores a quorum in its input
+        return None
     given, count = execution.input.get("quorum"), len(execution.approvers)
     if is_integer(given):
         return f"quorum {int(given)} of {count}"
