@@ -112,3 +112,20 @@ def test_a_recorded_hash_that_differs_fails_install_the_same_way() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert ("fix choice_without_match_fails_no_choice_matched replaces moto.stepfunctions.parser.asl.component.state."
             "choice.state_choice.StateChoice._eval_state whose source differs") in result.stdout
+
+
+def test_a_missing_lock_file_fails_install_with_engine_mismatch() -> None:
+    result = _python('''
+        from pathlib import Path
+        from earlyexit import engine
+        from earlyexit.engine import EngineMismatch, lock
+
+        engine._registry._lock_file = lambda: lock.read_lock(Path("/nonexistent/moto.lock.json"))
+        try:
+            engine.install()
+        except EngineMismatch as error:
+            print(error)
+        assert not engine.installed()
+    ''')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the engine's lock of moto's sources cannot be read (nothing was patched)" in result.stdout

@@ -227,7 +227,12 @@ class Registry:
         if missing:
             raise EngineMismatch("the embedded engine's fixes target internals that this moto/jsonata-python does "
                                  "not have (nothing was patched): " + "; ".join(missing))
-        _check_sources(patchers, self._lock_file())
+        try:
+            recorded = self._lock_file()
+        except OSError as error:
+            raise EngineMismatch(f"the engine's lock of moto's sources cannot be read (nothing was patched): {error}"
+                                 ) from error
+        _check_sources(patchers, recorded)
         steps = [step for p in patchers for step in p.steps]
         targets = [(id(s.owner), s.name) for s in steps if isinstance(s, _Patch)]
         if len(targets) != len(set(targets)):
