@@ -84,6 +84,7 @@ FIXES = (
     mock_config.extension_responses_call_the_service,
     services.service_errors_named_as_aws,
     waits.scaled_waits,
+    waits.timestamps_waited_until_in_utc,
     faults.injected_service_faults,
     limits.send_task_requests_validated,
     functions.lambda_functions_run_in_process,
