@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from support import latest_tokens, recorded, send_answer, wait_until_counted
 
-from earlyexit import states
+from earlyexit import engine, states
 from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Execution, history_events, state_transitions
@@ -35,6 +35,7 @@ REQUEST = {"item": "laptop", "price": 1499}
 DETAIL_FIELDS = {"pattern", "executionArn", "approver", "request", "deadline", "reminder"}
 TOLERANCE = timedelta(milliseconds=10)  # the history's clock has milliseconds
 HISTORY_QUOTA = 25_000  # events in one execution's history, a hard Step Functions quota
+MAX_ROUNDS = 500  # reminder rounds at most, whatever timeoutSeconds / reminderSeconds (README)
 # The states of the deadline flow's loop (the Wait and the Choice end every deadline flow, reminders or not).
 LOOP = {states.WAIT_FOR_THE_DEADLINE, states.REMIND_ASK_END, states.EITHER_OR.REMIND, states.QUORUM.READ_ANSWERED,
         states.QUORUM.REMIND_BATCHES, states.QUORUM.REMIND_BATCH}
@@ -133,13 +134,6 @@ def wait_for_round(sfn: Any, execution_arn: str, number: int, timeout: float = 2
                what=f"reminder round {number} of {execution_arn}")
 
 
-def waited(events: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
-    """(entered, exited) of each "Wait for the deadline" the deadline flow has finished, oldest first."""
-    begun = [e["timestamp"] for e in entered(events, states.WAIT_FOR_THE_DEADLINE)]
-    ended = [e["timestamp"] for e in events if e["type"] == "WaitStateExited"]
-    return list(zip(begun, ended, strict=False))
-
-
 def deadline_of(started: datetime, timeout_seconds: int) -> str:
     """The ``deadline`` every event of an execution carries: its start + timeoutSeconds, to the second."""
     return (started.replace(microsecond=0) + timedelta(seconds=timeout_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -159,8 +153,9 @@ class Played:
 
     @property
     def deadline(self) -> datetime:
-        """The moment the deadline flow may end the Parallel: the start + timeoutSeconds."""
-        return self.execution.started_at + timedelta(seconds=self.timeout_seconds)
+        """The moment the deadline flow may end the Parallel: the start + timeoutSeconds, to the second (the
+        requests' ``deadline``)."""
+        return (self.execution.started_at + timedelta(seconds=self.timeout_seconds)).replace(microsecond=0)
 
     @property
     def rounds(self) -> dict[int, list[Call]]:
@@ -225,15 +220,26 @@ PLANS: dict[str, Plan] = {
     # quorum
     "quorum silent, 3 s, every 1 s": Plan("quorum", THREE, 3, 1, quorum=2),
     "quorum silent, 3 s, no reminders": Plan("quorum", THREE, 3, quorum=2),
-    "quorum 3 of 3, bob then alice approve": Plan("quorum", THREE, 7, 3, quorum=3,
+    "quorum 3 of 3, bob then alice approve": Plan("quorum", THREE, 9, 4, quorum=3,
                                                   act=_approve_after_round(0, ["bob"], ["alice"])),
     "quorum 2 of 3 approved after round 1": Plan("quorum", THREE, 7, 2, quorum=2,
                                                  act=_one_after_the_other(("alice", 1), ("carol", 0))),
     "quorum 2 of 3 approved, no reminders": Plan("quorum", THREE, 60, quorum=2,
                                                  act=_one_after_the_other(("alice", 0), ("bob", 0))),
+    "quorum of 40 silent, 3 s, every 1 s": Plan("quorum", FORTY, 3, 1, quorum=40),
+    "quorum of 40 silent, 3 s, no reminders": Plan("quorum", FORTY, 3, quorum=40),
     "quorum of 40, 15 then 16 approve": Plan("quorum", FORTY, 10, 3, quorum=40,
                                              act=_approve_after_round(1, FORTY[:15], FORTY[15:31])),
 }
+
+
+@pytest.fixture
+def thousandfold_waits() -> Iterator[None]:
+    """Wait states and Retry intervals at 1/1000 of their length (embedded engine only)."""
+    previous = engine.wait_time_scale()
+    engine.set_wait_time_scale(0.001)
+    yield
+    engine.set_wait_time_scale(previous)
 
 
 def _play(cloud: Cloud, stacks: dict[str, Stack], plan: Plan) -> Played:
@@ -285,19 +291,13 @@ def test_rounds_come_every_reminder_seconds_and_none_at_or_after_the_deadline(
     assert play.execution.output is not None and play.execution.output["outcome"] == "TIMED_OUT"
     assert play.reminder_seconds is not None
     assert len(play.rounds) == math.ceil(play.timeout_seconds / play.reminder_seconds) - 1
-    # Counted in the deadline flow's waiting: round n after its n-th Wait, each of reminderSeconds, and a last Wait
-    # for what is left of timeoutSeconds. (The rounds' own work between the Waits shifts what follows: the xfail
-    # test below.)
-    waits = waited(play.events)
-    last = play.timeout_seconds - len(play.rounds) * play.reminder_seconds
-    assert 0 < last <= play.reminder_seconds
-    assert [len([w for w in waits if w[1] <= min(c.at for c in calls)]) for calls in play.rounds.values()] == list(
-        play.rounds)
-    lasted = [end - begin for begin, end in waits]
-    expected = [timedelta(seconds=play.reminder_seconds)] * len(play.rounds) + [timedelta(seconds=last)]
-    assert len(lasted) == len(expected)
-    assert all(took >= wanted - TOLERANCE for took, wanted in zip(lasted, expected, strict=True)), lasted
-    assert play.execution.stopped_at is not None and play.execution.stopped_at >= play.deadline
+    # Anchored to the start: round n at the start + n x reminderSeconds, the end at the start + timeoutSeconds,
+    # each rounded up to the second, whatever the rounds before took.
+    started = play.execution.started_at
+    for number, calls in play.rounds.items():
+        assert min(c.at for c in calls) >= started + timedelta(seconds=number * play.reminder_seconds) - TOLERANCE
+    assert play.execution.stopped_at is not None
+    assert play.execution.stopped_at >= started + timedelta(seconds=play.timeout_seconds) - TOLERANCE
 
 
 @pytest.mark.parametrize("name", WITHOUT_REMINDERS)
@@ -552,10 +552,6 @@ def test_a_round_that_cannot_be_sent_is_skipped_and_the_execution_ends_as_the_ru
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(strict=True, reason=(
-    "ASL: 'Wait for the deadline' waits a relative min(reminderSeconds, time left) after each round's work, so a "
-    "slow round (PutEvents latency, or its Retry's backoff of up to 1 + 2 + 4 s) pushes every later round and the "
-    "deadline itself back; anchored Timestamps (start + n x reminderSeconds, start + timeoutSeconds) would not"))
 def test_a_slow_round_pushes_neither_the_later_rounds_nor_the_deadline_back(
         sfn: Any, either_or: Stack, faults: FaultInjector) -> None:
     name, arn = _named(either_or)
@@ -572,18 +568,26 @@ def test_a_slow_round_pushes_neither_the_later_rounds_nor_the_deadline_back(
     assert execution.stopped_at is not None and execution.stopped_at - deadline < timedelta(seconds=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ASL/rules: reminderSeconds may be as small as 1 whatever timeoutSeconds is, and each round adds events to the "
-    "history (either-or 9, quorum 13 + 7 per PutEvents call); an accepted input such as a day's deadline with a "
-    "reminder every minute (1,439 rounds) passes Step Functions' 25,000-event history quota on quorum, and the "
-    "execution fails instead of timing out"))
-def test_every_accepted_input_keeps_the_history_within_step_functions_quota(played: dict[str, Played]) -> None:
-    for pattern, name, twin in (("either-or", "either-or silent, 4 s, every 1 s", "either-or silent, 3 s, no reminders"),
-                                ("quorum", "quorum silent, 3 s, every 1 s", "quorum silent, 3 s, no reminders")):
-        play = played[name]
-        per_round = (len(play.events) - len(played[twin].events)) / len(play.rounds)
-        execution_input = {"approvers": play.approvers, "timeoutSeconds": 86_400, "reminderSeconds": 60}
-        assert check_input(pattern, execution_input) is None
-        events = len(played[twin].events) + (math.ceil(86_400 / 60) - 1) * per_round
-        assert events <= HISTORY_QUOTA, f"{pattern}: {events:,.0f} history events ({per_round:g} per round)"
+def test_the_most_rounds_of_the_largest_board_keep_the_history_within_step_functions_quota(
+        played: dict[str, Played]) -> None:
+    """Forty approvers, the rounds measured; at most MAX_ROUNDS rounds (the README's figure) fit the quota."""
+    play, twin = played["quorum of 40 silent, 3 s, every 1 s"], played["quorum of 40 silent, 3 s, no reminders"]
+    per_round = (len(play.events) - len(twin.events)) / len(play.rounds)
+    events = len(twin.events) + MAX_ROUNDS * per_round
+    assert events <= HISTORY_QUOTA, f"{events:,.0f} history events ({per_round:g} per round)"
+
+
+@pytest.mark.engine
+@pytest.mark.usefixtures("thousandfold_waits")
+def test_reminders_that_would_pass_max_rounds_are_spaced_so_that_max_rounds_are_sent(
+        sfn: Any, either_or: Stack) -> None:
+    """1,002 s with a reminder every second would be 1,001 rounds: rounds every ceil(1,002 / 501) = 2 s instead, so
+    500 rounds, the last at 1,000 s (the waits at 1/1000: about 1 s)."""
+    execution_input = {"approvers": ["alice", "bob"], "timeoutSeconds": 1002, "reminderSeconds": 1}
+    assert check_input("either-or", execution_input) is None
+    arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=1002,
+                         reminder_seconds=1)
+    execution = wait_for_outcome(sfn, arn, timeout=90)
+    assert execution.output is not None and execution.output["outcome"] == "TIMED_OUT"
+    assert list(rounds(history_events(sfn, arn))) == list(range(1, MAX_ROUNDS + 1))
 
