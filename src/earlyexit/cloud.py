@@ -56,7 +56,7 @@ class Cloud:
     def runs_functions(self) -> bool:
         """Whether Lambda functions deployed here run (in this process, on the engine serving the endpoint)."""
         from earlyexit import engine
-        from earlyexit.engine.functions import function_endpoint
+        from earlyexit.engine.runtime.functions import function_endpoint
 
         return engine.installed() and self.endpoint_url is not None and self.endpoint_url == function_endpoint()
 

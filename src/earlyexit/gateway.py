@@ -28,7 +28,7 @@ from moto.utilities.arns import parse_arn
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from earlyexit.engine.functions import FunctionError, invoke_function
+from earlyexit.engine.runtime.functions import FunctionError, invoke_function
 
 __all__ = ["PREFIX", "HttpApiGateway", "LocalHttpServer", "api_base_url"]
 

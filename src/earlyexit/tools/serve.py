@@ -32,7 +32,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from earlyexit import engine
-from earlyexit.engine.functions import set_function_endpoint
+from earlyexit.engine.runtime.functions import set_function_endpoint
 from earlyexit.errors import EarlyExitError
 from earlyexit.gateway import HttpApiGateway
 from earlyexit.inbox import deploy_inbox
