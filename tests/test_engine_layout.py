@@ -17,10 +17,8 @@ TESTS = Path(__file__).resolve().parent
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 50
 
-# Over the limits today, outside the engine: to be shrunk, never grown. (path under src/, function or None)
-ALLOWED_OVER_LIMIT = {
-    ("earlyexit/tools/cli.py", None),
-}
+# Over the limits today: to be shrunk, never grown. (path under src/, function or None)
+ALLOWED_OVER_LIMIT: set[tuple[str, str | None]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -63,6 +63,8 @@ def ended(execution: Execution) -> str:
     """Why nothing can be decided on an execution that is no longer running, in one sentence."""
     if execution.status == "SUCCEEDED":
         output = execution.output or {}
+        if output.get("outcome") == "TIMED_OUT":  # a deadline that passed is not a decision
+            return "the deadline has passed before the outcome was settled (TIMED_OUT): nobody decided it"
         by = f" by {output['decidedBy']}" if output.get("decidedBy") else ""
         return f"already decided: {output.get('outcome')}{by}"
     if execution.status == "FAILED":

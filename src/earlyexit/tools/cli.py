@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
-import boto3
 import click
 from botocore.exceptions import (
     BotoCoreError,
@@ -27,7 +23,6 @@ from botocore.exceptions import (
 )
 
 from earlyexit.approvals import (
-    ApprovalError,
     approval_input,
     decide,
     ended,
@@ -38,20 +33,27 @@ from earlyexit.approvals import (
 from earlyexit.errors import EarlyExitError
 from earlyexit.history import Execution
 from earlyexit.inbox import DEFAULT_INBOX_STACK, find_inbox
-from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
+from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS
+from earlyexit.patterns import stack_folder
 from earlyexit.rules import check_input
+from earlyexit.tools.targets import (
+    DEFAULT_PORT,
+    LOCAL_HINT,
+    ExecutionArn,
+    JsonNumber,
+    cloud_for,
+    served_state_machine,
+    target_options,
+    unreachable,
+)
 
 __all__ = ["main", "run"]
 
-_DEFAULT_PORT = 4599
-_LOCAL_HINT = "or use a local endpoint: --endpoint-url URL (start one with `earlyexit serve`)"
-_SERVED = f"http://127.0.0.1:{_DEFAULT_PORT}"
 _INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 _NO_LINK_YET = "(no link yet: the inbox has not stored this request)"
 _ENDED_BADLY = ("FAILED", "ABORTED", "TIMED_OUT")
 _OPTION_OF_FIELD = {"approvers": "--approver", "quorum": "--quorum", "timeoutSeconds": "--timeout-seconds",
                     "reminderSeconds": "--reminder-seconds", "request": "--request"}
-_EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:(?P<region>[a-z0-9-]+):\d{12}:execution:[^:]+:[^:]+")
 
 
 class _Group(click.Group):
@@ -62,135 +64,18 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (NoCredentialsError, PartialCredentialsError) as error:
             raise click.ClickException(f"no AWS credentials ({error}): configure them (aws configure), "
-                                       f"{_LOCAL_HINT}") from None
+                                       f"{LOCAL_HINT}") from None
         except NoRegionError:
-            raise click.ClickException(f"no AWS region: pass --region or configure one, {_LOCAL_HINT}") from None
+            raise click.ClickException(f"no AWS region: pass --region or configure one, {LOCAL_HINT}") from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(_INTERRUPTED) from None
         except EndpointConnectionError as error:
-            raise click.ClickException(_unreachable(error)) from None
+            raise click.ClickException(unreachable(error)) from None
         except ClientError as error:
             raise click.ClickException(f"{error.response['Error']['Code']}: "
                                        f"{error.response['Error'].get('Message') or error}") from None
         except (BotoCoreError, EarlyExitError) as error:
             raise click.ClickException(str(error)) from None
-
-
-def _unreachable(error: EndpointConnectionError) -> str:
-    """What to do when a connection fails: to AWS, point at the local endpoint; to an endpoint, start it."""
-    host = urllib.parse.urlsplit(str(error.kwargs.get("endpoint_url", ""))).hostname or ""
-    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
-        return (f"{error}: no connection to AWS. To use the local endpoint that `earlyexit serve` runs, pass "
-                f"--endpoint-url {_SERVED} or export AWS_ENDPOINT_URL={_SERVED}")
-    return f"{error}: is the endpoint running? Start it with `earlyexit serve` (its ready line names the endpoint)"
-
-
-class _EndpointUrl(click.ParamType):
-    """An http(s) URL with a host: ``127.0.0.1:4599`` is refused, saying to add ``http://``."""
-
-    name = "URL"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        url = str(value)
-        parts = urllib.parse.urlsplit(url)
-        if "://" not in url:
-            self.fail(f"{url!r} has no scheme: add http://, as in http://{url}", param, ctx)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.fail(f"{url!r} is not an http:// or https:// URL with a host, as in {_SERVED}", param, ctx)
-        return url
-
-
-class _ExecutionArn(click.ParamType):
-    name = "EXECUTION_ARN"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not _EXECUTION_ARN.fullmatch(str(value)):
-            self.fail(f"{value!r} is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME,"
-                      f" as `earlyexit start` prints it)", param, ctx)
-        return str(value)
-
-
-class _JsonNumber(click.ParamType):
-    """A number as JSON reads it (3, 2.0); anything else is passed on for the pattern's rule to refuse."""
-
-    name = "INTEGER"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            number = json.loads(value)
-        except ValueError:
-            return value
-        return number if isinstance(number, int | float) and not isinstance(number, bool) else value
-
-
-def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("--region", default=None,
-                           help="AWS region (default: an execution ARN's, else your AWS configuration).")(command)
-    return click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", type=_EndpointUrl(), default=None,
-                        help=f"An AWS-compatible endpoint, as `earlyexit serve`'s ({_SERVED}; env: "
-                             f"AWS_ENDPOINT_URL).")(command)
-
-
-def _cloud(endpoint_url: str | None, region: str | None, execution_arn: str | None = None) -> Cloud:
-    """Where the command goes: the endpoint (dummy credentials), or AWS (default credentials).
-
-    The region is the execution ARN's when there is one.
-    """
-    match = _EXECUTION_ARN.fullmatch(execution_arn) if execution_arn else None
-    if match:
-        if region and region != match["region"]:
-            raise click.BadParameter(f"the execution is in {match['region']}, not {region}", param_hint="'--region'")
-        region = match["region"]
-    if endpoint_url:
-        return Cloud(region=region or "us-east-1", endpoint_url=endpoint_url)
-    region = region or boto3.Session().region_name
-    if not region:
-        raise click.ClickException(f"no AWS region: pass --region or configure one (aws configure), {_LOCAL_HINT}")
-    return Cloud.aws(region)
-
-
-def _state_machine(cloud: Cloud, pattern: str, stack: str) -> tuple[str, int | None, int | None]:
-    """The stack's StateMachineArn, for quorum its DefaultQuorum, and its ApprovalTimeoutSeconds (both None unless
-    CloudFormation knows the stack)."""
-    try:
-        cloudformation: Any = cloud.client("cloudformation")
-        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-    except ClientError as error:  # no such stack: a local deploy names its state machine after the stack
-        if error.response["Error"]["Code"] != "ValidationError":
-            raise
-        return _locally_deployed(cloud, stack), None, None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    if "StateMachineArn" not in outputs:
-        raise click.ClickException(f"stack {stack} has no StateMachineArn output: is it an earlyexit {pattern} stack?")
-    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
-    default_quorum = parameters.get("DefaultQuorum") if pattern == "quorum" else None
-    default_timeout = parameters.get("ApprovalTimeoutSeconds")
-    return (outputs["StateMachineArn"], int(default_quorum) if default_quorum else None,
-            int(default_timeout) if default_timeout else None)
-
-
-def _locally_deployed(cloud: Cloud, stack: str) -> str:
-    local_name = re.compile(rf"{re.escape(stack)}-ApprovalStateMachine-[A-Z0-9]{{12}}")
-    for page in cloud.client("stepfunctions").get_paginator("list_state_machines").paginate():
-        for machine in page["stateMachines"]:
-            if local_name.fullmatch(machine["name"]):
-                return str(machine["stateMachineArn"])
-    raise click.ClickException(f"no stack {stack}: deploy it (sam deploy --config-env PATTERN), name it with "
-                               f"--stack, {_LOCAL_HINT}")
-
-
-def _served_stack(cloud: Cloud, pattern: str, stack: str, endpoint_url: str | None,
-                  region: str | None) -> tuple[str, int | None, int | None]:
-    """:func:`_state_machine`; on an endpoint, a stack missing from a region other than `earlyexit serve`'s says so."""
-    from earlyexit.tools.serve import REGION
-
-    try:
-        return _state_machine(cloud, pattern, stack)
-    except click.ClickException as error:
-        if endpoint_url and region and region != REGION:
-            error.message = (f"no stack {stack} in {region}: `earlyexit serve` deploys its stacks in {REGION} only; "
-                             f"leave out --region {region} (or pass --region {REGION})")
-        raise
 
 
 def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | None = None,
@@ -200,13 +85,6 @@ def _check(pattern: str, execution_input: dict[str, Any], default_quorum: int | 
                             default_timeout_seconds=default_timeout_seconds)
     if violation is not None:
         raise click.BadParameter(str(violation), param_hint=f"'{_OPTION_OF_FIELD[violation.field]}'")
-
-
-def _why_ended(execution: Execution) -> str:
-    """Why nobody can answer ``execution`` any more: a deadline that passed is not a decision."""
-    if (execution.output or {}).get("outcome") == "TIMED_OUT":
-        return "the deadline has passed before the outcome was settled (TIMED_OUT): nobody decided it"
-    return ended(execution)
 
 
 def _execution_json(execution: Execution) -> dict[str, Any]:
@@ -245,7 +123,7 @@ def demo(pattern: str) -> None:
 @main.command(short_help="Run a local AWS endpoint with both stacks and the inbox.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on: a loopback or wildcard address (0.0.0.0, ::).")
-@click.option("--port", type=click.IntRange(0, 65535), default=_DEFAULT_PORT, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port to listen on; 0 for any free port (the ready line names the endpoint).")
 @click.option("--max-executions", type=click.IntRange(min=1), default=DEFAULT_MAX_FINISHED_EXECUTIONS,
               show_default=True, metavar="N", help="Finished executions kept; the oldest are dropped first.")
@@ -270,16 +148,16 @@ def serve(host: str, port: int, max_executions: int) -> None:
               help="An approver; repeat for each (either-or: exactly 2, quorum: 2 to 40).")
 @click.option("--request", "request_json", default=None, metavar="JSON",
               help="What is to be approved, a JSON object (default: {}).")
-@click.option("--quorum", type=_JsonNumber(), default=None,
+@click.option("--quorum", type=JsonNumber(), default=None,
               help="Approvals needed, 1 to the number of approvers (quorum only; default: the stack's DefaultQuorum).")
-@click.option("--timeout-seconds", type=_JsonNumber(), default=None,
+@click.option("--timeout-seconds", type=JsonNumber(), default=None,
               help="Deadline, 1 to 31449600 (default: the stack's ApprovalTimeoutSeconds).")
-@click.option("--reminder-seconds", type=_JsonNumber(), default=None,
+@click.option("--reminder-seconds", type=JsonNumber(), default=None,
               help="Seconds between reminders to those who have not answered, 1 to the deadline - 1 (default: "
                    "no reminders).")
 @click.option("--name", default=None, help="Execution name (default: a UUID).")
 @click.option("--stack", default=None, help="Stack name (default: earlyexit-PATTERN).")
-@_target_options
+@target_options
 def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, quorum: Any, timeout_seconds: Any,
           reminder_seconds: Any, name: str | None, stack: str | None, endpoint_url: str | None,
           region: str | None) -> None:
@@ -293,9 +171,10 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
     execution_input = approval_input(approvers, request=request, quorum=quorum, timeout_seconds=timeout_seconds,
                                      reminder_seconds=reminder_seconds)
     _check(pattern, execution_input)
-    cloud = _cloud(endpoint_url, region)
-    state_machine_arn, default_quorum, default_timeout = _served_stack(cloud, pattern, stack or f"earlyexit-{pattern}",
-                                                                       endpoint_url, region)
+    cloud = cloud_for(endpoint_url, region)
+    stack = stack or stack_folder(pattern).default_stack_name
+    state_machine_arn, default_quorum, default_timeout = served_state_machine(cloud, pattern, stack, endpoint_url,
+                                                                              region)
     _check(pattern, execution_input, default_quorum, default_timeout)
     click.echo(start_approval(cloud.client("stepfunctions"), state_machine_arn, approvers, request=request,
                               quorum=quorum, timeout_seconds=timeout_seconds, reminder_seconds=reminder_seconds,
@@ -303,14 +182,14 @@ def start(pattern: str, approvers: tuple[str, ...], request_json: str | None, qu
 
 
 @main.command(short_help="Approvers who still have to answer an execution.")
-@click.argument("execution", type=_ExecutionArn())
+@click.argument("execution", type=ExecutionArn())
 @click.option("--show-tokens", is_flag=True,
               help="Print each pending approver with the task token of their request (approver, tab, token).")
 @click.option("--links", is_flag=True,
               help="Print each pending approver with the link of their request in the inbox (approver, tab, link).")
 @click.option("--inbox-stack", default=DEFAULT_INBOX_STACK, show_default=True, help="The inbox's stack (--links).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_target_options
+@target_options
 def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as_json: bool,
             endpoint_url: str | None, region: str | None) -> None:
     """Approvers who still have to answer EXECUTION, one a line.
@@ -319,7 +198,7 @@ def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as
     """
     if show_tokens and links:
         raise click.UsageError("--show-tokens and --links exclude each other")
-    cloud = _cloud(endpoint_url, region, execution)
+    cloud = cloud_for(endpoint_url, region, execution)
     result = read_approval(cloud.client("stepfunctions"), execution)
     link_of: dict[str, str | None] = {}
     if links and result.status == "RUNNING":
@@ -335,7 +214,7 @@ def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as
             body["links"] = link_of
         click.echo(json.dumps(body))
     if result.status != "RUNNING":
-        click.echo(f"Error: nobody can answer: {_why_ended(result)}", err=True)
+        click.echo(f"Error: nobody can answer: {ended(result)}", err=True)
         raise click.exceptions.Exit(1)
     if as_json:
         return
@@ -349,30 +228,19 @@ def pending(execution: str, show_tokens: bool, links: bool, inbox_stack: str, as
                 click.echo(f"{request.approver}\t{request.task_token}" if show_tokens else request.approver)
 
 
-def _decide(sfn: Any, execution: str, approver: str, decision: str, comment: str | None) -> None:
-    """:func:`decide`; refused on an ended execution, it says why it ended (:func:`_why_ended`)."""
-    try:
-        decide(sfn, execution, approver, decision, comment=comment)
-    except ApprovalError:
-        now = read_approval(sfn, execution)
-        if now.status != "RUNNING":
-            raise ApprovalError(_why_ended(now)) from None
-        raise
-
-
 def _decision_command(decision: str, verb: str) -> click.Command:
     @main.command(name=decision, help=f"{verb} EXECUTION as one of its approvers.",
                   short_help=f"{verb} an execution as one of its approvers.")
-    @click.argument("execution", type=_ExecutionArn())
+    @click.argument("execution", type=ExecutionArn())
     @click.option("--as", "approver", required=True, help="The approver answering.")
     @click.option("--comment", default=None, help="A comment, kept in the execution history.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @_target_options
+    @target_options
     def command(execution: str, approver: str, comment: str | None, as_json: bool, endpoint_url: str | None,
                 region: str | None) -> None:
-        sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
+        sfn = cloud_for(endpoint_url, region, execution).client("stepfunctions")
         try:
-            _decide(sfn, execution, approver, decision, comment)
+            decide(sfn, execution, approver, decision, comment=comment)
         except EarlyExitError as error:
             if as_json:
                 click.echo(json.dumps({"executionArn": execution, "approver": approver, "error": str(error)}))
@@ -390,10 +258,10 @@ reject = _decision_command("reject", "Reject")
 
 
 @main.command(short_help="Timeline and outcome of an execution.")
-@click.argument("execution", type=_ExecutionArn())
+@click.argument("execution", type=ExecutionArn())
 @click.option("--watch", is_flag=True, help="Follow it live until the outcome (Ctrl-C stops watching: exit 130).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --watch: once it has ended).")
-@_target_options
+@target_options
 def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None, region: str | None) -> None:
     """Timeline and outcome of EXECUTION.
 
@@ -403,7 +271,7 @@ def status(execution: str, watch: bool, as_json: bool, endpoint_url: str | None,
     """
     from earlyexit.tools.timeline import render_execution, watch_execution
 
-    sfn = _cloud(endpoint_url, region, execution).client("stepfunctions")
+    sfn = cloud_for(endpoint_url, region, execution).client("stepfunctions")
     result = read_approval(sfn, execution)  # an unknown execution fails here, before any wait
     # No deadline of their own when watching: every execution ends by its timeoutSeconds.
     if as_json:
