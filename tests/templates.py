@@ -20,11 +20,11 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
+from earlyexit.patterns import PATTERNS, STACKS, stack_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PATTERNS = ("either-or", "quorum")
-INBOX = "inbox"
-STACKS = (*PATTERNS, INBOX)  # every stack folder: the two patterns and the approval inbox
+INBOX = next(stack for stack in STACKS if stack not in PATTERNS)  # the approval inbox: the one stack not a pattern
 
 # The contract, "Stack parameters and outputs": name -> (Type, Default).
 CONTRACT_PARAMETERS = {
@@ -96,7 +96,7 @@ IF_NOT_EXISTS = re.compile(r"(?P<attr>\w+)\s*=\s*if_not_exists\(\s*(?P=attr)\s*,
 @functools.lru_cache
 def sam_template(stack: str) -> dict:
     """The template.yaml of a pattern or of the inbox as written (read-only: callers must not mutate it)."""
-    return yaml_parse((ROOT / stack / "template.yaml").read_text())
+    return yaml_parse((stack_folder(stack).path / "template.yaml").read_text())
 
 
 def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
@@ -115,7 +115,7 @@ def sam_state_machine(pattern: str) -> tuple[str, dict]:
 def asl_path(pattern: str) -> Path:
     """The ASL file the template's DefinitionUri points to."""
     _, state_machine = sam_state_machine(pattern)
-    return ROOT / pattern / state_machine["Properties"]["DefinitionUri"]
+    return stack_folder(pattern).path / state_machine["Properties"]["DefinitionUri"]
 
 
 def substitutions(pattern: str) -> dict:
@@ -179,7 +179,8 @@ def translated(stack: str) -> dict:
 def run_cfn_lint(stack: str) -> subprocess.CompletedProcess:
     """cfn-lint on the stack's template.yaml, as a user runs it in the stack's folder (once per session)."""
     return subprocess.run(
-        [str(BIN / "cfn-lint"), "template.yaml"], cwd=ROOT / stack, capture_output=True, text=True, timeout=300
+        [str(BIN / "cfn-lint"), "template.yaml"], cwd=stack_folder(stack).path, capture_output=True, text=True,
+        timeout=300,
     )
 
 
@@ -190,7 +191,7 @@ def run_sam_validate(stack: str) -> subprocess.CompletedProcess:
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     return subprocess.run(
         [str(BIN / "sam"), "validate", "--lint"],
-        cwd=ROOT / stack,
+        cwd=stack_folder(stack).path,
         env=env,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from earlyexit.local import PATTERNS
+from earlyexit.patterns import PATTERNS, stack_folder
 from earlyexit.rules import check_input
 from earlyexit.tools.cli import main
 
@@ -118,7 +118,7 @@ def _error_names(states: dict[str, Any]) -> set[str]:
 
 
 ASL_ERRORS = sorted(set().union(*(_error_names(json.loads(
-    (ROOT / p / "statemachine" / f"{p}.asl.json").read_text())["States"]) for p in PATTERNS)))
+    (stack_folder(p).path / "statemachine" / f"{p}.asl.json").read_text())["States"]) for p in PATTERNS)))
 
 
 @pytest.mark.parametrize("name", ASL_ERRORS)

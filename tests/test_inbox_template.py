@@ -22,7 +22,6 @@ import pytest
 from templates import (
     INBOX,
     PATTERNS,
-    ROOT,
     actions_of,
     allow_statements,
     as_list,
@@ -38,6 +37,8 @@ from templates import (
     translated,
     trust,
 )
+
+from earlyexit.patterns import stack_folder
 
 FUNCTION = "AWS::Lambda::Function"
 SAM_FUNCTION = "AWS::Serverless::Function"
@@ -209,7 +210,7 @@ def code_dir(function_id: str) -> Path:
     """The function's code folder: its CodeUri, or the one of Globals.Function."""
     template = sam_template(INBOX)
     properties = template["Resources"][function_id]["Properties"]
-    return ROOT / INBOX / (properties.get("CodeUri") or template["Globals"]["Function"]["CodeUri"])
+    return stack_folder(INBOX).path / (properties.get("CodeUri") or template["Globals"]["Function"]["CodeUri"])
 
 
 def handler_of(function_id: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from earlyexit.local import STACKS
+from earlyexit.patterns import STACKS, stack_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMCONFIG = ROOT / "samconfig.toml"
@@ -56,7 +56,7 @@ def test_validate_lints_the_template(config: dict[str, Any], stack: str) -> None
 
 def test_each_stack_deploys_to_its_own_stack_name(config: dict[str, Any]) -> None:
     names = {stack: _deploy(config, stack)["stack_name"] for stack in STACKS}
-    assert names == {stack: f"earlyexit-{stack}" for stack in STACKS}
+    assert names == {stack: stack_folder(stack).default_stack_name for stack in STACKS}
     for stack in STACKS:
         assert config[stack]["delete"]["parameters"]["stack_name"] == names[stack]
 
@@ -71,7 +71,7 @@ def test_deploy_acknowledges_iam_and_runs_unattended(config: dict[str, Any], sta
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_parameter_overrides_name_only_declared_parameters(config: dict[str, Any], stack: str) -> None:
-    declared = yaml_parse((ROOT / stack / "template.yaml").read_text())["Parameters"]
+    declared = yaml_parse((stack_folder(stack).path / "template.yaml").read_text())["Parameters"]
     overrides = _overrides(config, stack)
     assert overrides, "no parameter_overrides"
     assert set(overrides) <= set(declared)

@@ -49,6 +49,8 @@ from templates import (
     trust,
 )
 
+from earlyexit.patterns import stack_folder
+
 FORMS = ("translated", "sam")  # the plain CloudFormation that is deployed, and the template.yaml as written
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 TABLE = "AWS::DynamoDB::Table"
@@ -99,7 +101,7 @@ def template_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, 
         path = directory / f"{stack}.json"
         path.write_text(json.dumps(translated(stack), indent=2))
         files[stack, "translated"] = path
-        files[stack, "sam"] = ROOT / stack / "template.yaml"
+        files[stack, "sam"] = stack_folder(stack).path / "template.yaml"
     return files
 
 
@@ -403,13 +405,17 @@ def test_wildcards_in_the_role_are_only_the_log_delivery_resource(role: dict) ->
     assert set(as_list(log_delivery["Action"])) == LOG_DELIVERY_ACTIONS
 
 
-def test_xray_write_access_is_the_managed_policy_sam_attaches_for_tracing(cfn: dict, role: dict) -> None:
-    """X-Ray's trace actions have no resource-level permissions either: SAM grants them with AWSXrayWriteOnlyAccess."""
+def test_the_only_managed_policy_is_the_xray_write_access_sam_attaches_for_tracing(cfn: dict, role: dict) -> None:
+    """X-Ray's trace actions have no resource-level permissions either: SAM grants them with AWSXrayWriteOnlyAccess,
+    and the role has no other managed policy."""
+    def arn_text(arn: object) -> str:
+        return arn if isinstance(arn, str) else str(as_list(arn.get("Fn::Sub"))[0])
+
     machines = state_machines(cfn).values()
     traced = [m for m in machines if m["Properties"].get("TracingConfiguration", {}).get("Enabled")]
     assert traced, "no state machine traces with X-Ray (CT.STEPFUNCTIONS.PR.2)"
-    managed = [str(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])]
-    assert any(arn.endswith(":policy/AWSXrayWriteOnlyAccess") for arn in managed), managed
+    managed = [arn_text(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])]
+    assert len(managed) == 1 and managed[0].endswith(":policy/AWSXrayWriteOnlyAccess"), managed
 
 
 def test_only_step_functions_may_assume_the_role(role: dict) -> None:
