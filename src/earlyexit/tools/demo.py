@@ -22,6 +22,7 @@ from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_f
 from earlyexit.history import Execution
 from earlyexit.inbox import deploy_inbox
 from earlyexit.local import EmbeddedCloud, embedded_cloud
+from earlyexit.patterns import stack_folder
 from earlyexit.polling import wait_until
 from earlyexit.tools.timeline import console, render_execution
 
@@ -154,7 +155,7 @@ def run_demo(patterns: Iterable[str]) -> None:
         sfn = cloud.client("stepfunctions")
         first = None
         for pattern in patterns:
-            stack = cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}")
+            stack = cloud.deploy(pattern, stack_name=stack_folder(pattern).default_stack_name)
             out.print(Rule(f"[bold]{pattern}[/bold]: {stack.outputs['StateMachineName']}"))
             scenarios = SCENARIOS[pattern]
             with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:

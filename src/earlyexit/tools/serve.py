@@ -35,8 +35,9 @@ from earlyexit import engine
 from earlyexit.engine.runtime.functions import set_function_endpoint
 from earlyexit.errors import EarlyExitError
 from earlyexit.gateway import HttpApiGateway
-from earlyexit.inbox import deploy_inbox
+from earlyexit.inbox import DEFAULT_INBOX_STACK, deploy_inbox
 from earlyexit.local import DEFAULT_MAX_FINISHED_EXECUTIONS, PATTERNS, Cloud
+from earlyexit.patterns import EVENT_SOURCE, stack_folder
 
 __all__ = ["APPROVAL_QUEUE", "REGION", "ServeError", "deploy_stacks", "route_approval_requests", "serve"]
 
@@ -51,7 +52,8 @@ class ServeError(EarlyExitError):
 def deploy_stacks(endpoint_url: str, *, region: str = REGION) -> dict[str, dict[str, str]]:
     """Deploy every pattern into ``endpoint_url`` as stack ``earlyexit-PATTERN``; returns each one's outputs."""
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
-    return {pattern: cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}").outputs for pattern in PATTERNS}
+    return {pattern: cloud.deploy(pattern, stack_name=stack_folder(pattern).default_stack_name).outputs
+            for pattern in PATTERNS}
 
 
 def route_approval_requests(endpoint_url: str, *, region: str = REGION) -> str:
@@ -60,7 +62,7 @@ def route_approval_requests(endpoint_url: str, *, region: str = REGION) -> str:
     cloud = Cloud(region=region, endpoint_url=endpoint_url)
     events: Any = cloud.client("events")
     rule_arn = events.put_rule(Name=APPROVAL_QUEUE, EventPattern=json.dumps(
-        {"source": ["earlyexit"], "detail-type": ["ApprovalRequested"]}))["RuleArn"]
+        {"source": [EVENT_SOURCE], "detail-type": ["ApprovalRequested"]}))["RuleArn"]
     queue_url, queue_arn = cloud.queue_fed_by(APPROVAL_QUEUE, service="events", source_arn=rule_arn)
     events.put_targets(Rule=APPROVAL_QUEUE, Targets=[{"Id": "approval-requests", "Arn": queue_arn}])
     return queue_url
@@ -176,7 +178,7 @@ def serve(*, host: str = "127.0.0.1", port: int,
         stacks = deploy_stacks(endpoint_url)
         approval_queue = route_approval_requests(endpoint_url)
         stacks["inbox"], notification_queue = deploy_inbox(Cloud(region=REGION, endpoint_url=endpoint_url),
-                                                           stack_name="earlyexit-inbox")
+                                                           stack_name=DEFAULT_INBOX_STACK)
         ready = {"endpoint": endpoint_url, "stacks": stacks, "approvalQueueUrl": approval_queue,
                  "notificationQueueUrl": notification_queue}
         print(json.dumps(ready), flush=True)
