@@ -89,6 +89,8 @@ INTRINSIC_CASES = {
     "States.Format-escaped-reserved-characters": Case(
         pass_parameters({"v.$": "States.Format('it\\'s {} \\{not a placeholder\\} \\\\ done', $.x)"}),
         {"x": "x"}, {"v": "it's x {not a placeholder} \\ done"}),
+    "States.Format-other-braces-are-text": Case(pass_parameters({"v.$": "States.Format($.template, $.x)"}),
+                                                {"template": "{name} is {}", "x": 1}, {"v": "{name} is 1"}),
     "States.StringToJson": Case(pass_parameters({"v.$": "States.StringToJson($.escapedJsonString)"}),
                                 {"escapedJsonString": "{\"foo\": \"bar\"}"}, {"v": {"foo": "bar"}}),
     "States.JsonToString": Case(pass_parameters({"v.$": "States.JsonToString($.unescapedJson)"}),
@@ -181,13 +183,6 @@ PROCESSING_CASES = {
 
 # Differences too big to fix now (strict: a fix makes the case pass and the mark must go).
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "States.Format-escaped-reserved-characters": "moto reads \\{ and \\} in an intrinsic's string as a "
-                                                 "placeholder (KeyError, States.Runtime), and \\\\ as two backslashes; "
-                                                 + INTRINSICS,
-    "ResultSelector": "moto returns a list for a definite path through an array index ($[0].resourceType): "
-                      + INPUT_PATH_PARAMETERS,
-    "ResultPath-on-a-non-object-input-fails": "moto fails States.Runtime (TypeError) instead of "
-                                              "States.ResultPathMatchFailure: " + ERRORS,
 }
 
 
@@ -259,8 +254,6 @@ def choice_machine(choices: list[dict[str, Any]]) -> dict[str, Any]:
                                           **{name: {"Type": "Pass", "Result": name, "End": True} for name in targets}}}
 
 
-STRING_MATCHES_ESCAPES = "moto matches StringMatches with fnmatch: no \\* or \\\\ escapes, and ? and [] are " \
-                         "wildcards too: " + CHOICE
 DOCUMENTED_CHOICES = [
     {"Not": {"Variable": "$.type", "StringEquals": "Private"}, "Next": "Public"},
     {"Variable": "$.value", "NumericEquals": 0, "Next": "ValueIsZero"},
@@ -285,11 +278,11 @@ def test_the_documented_choice_rules_pick_the_documented_state(sfn: Any, role_ar
     ({"Variable": "$.foo", "StringMatches": "log-*.txt"}, {"foo": "log-2023-01-01.txt"}, True),
     ({"Variable": "$.foo", "StringMatches": "log-*.txt"}, {"foo": "log.txt"}, False),
     ({"Variable": "$.foo", "StringMatches": "*"}, {"foo": ""}, True),
-    pytest.param({"Variable": "$.foo", "StringMatches": "log-\\*.txt"}, {"foo": "log-*.txt"}, True,
-                 marks=pytest.mark.xfail(strict=True, reason=STRING_MATCHES_ESCAPES)),
+    ({"Variable": "$.foo", "StringMatches": "log-\\*.txt"}, {"foo": "log-*.txt"}, True),
     ({"Variable": "$.foo", "StringMatches": "log-\\*.txt"}, {"foo": "log-1.txt"}, False),
-    pytest.param({"Variable": "$.foo", "StringMatches": "a\\\\b"}, {"foo": "a\\b"}, True,
-                 marks=pytest.mark.xfail(strict=True, reason=STRING_MATCHES_ESCAPES)),
+    ({"Variable": "$.foo", "StringMatches": "a\\\\b"}, {"foo": "a\\b"}, True),
+    ({"Variable": "$.foo", "StringMatches": "log-?.txt"}, {"foo": "log-1.txt"}, False),
+    ({"Variable": "$.foo", "StringMatches": "[ab]*"}, {"foo": "[ab]c"}, True),
     ({"Variable": "$.bar", "IsPresent": False}, {"foo": 1}, True),
     ({"Variable": "$.foo", "IsPresent": True}, {"foo": None}, True),
     ({"Variable": "$.foo", "IsNull": True}, {"foo": None}, True),
