@@ -25,13 +25,14 @@ from support import (
     Answer,
     answer_at_once,
     ended,
-    expected,
-    latest_tokens,
+    live_tokens,
     play,
+    play_to_the_deadline,
     record,
     record_at_once,
+    requests_out,
     send_answer,
-    settle,
+    tally,
     timeless,
     wait_until_counted,
     wait_until_recorded,
@@ -41,6 +42,7 @@ from earlyexit.approvals import start_approval
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Exit
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.states import QUORUM
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ FOUR = ["alice", "bob", "carol", "dave"]
 LOST_WRITE = Fault.lost_response("InternalServerError", cause="We encountered an internal error. Please try again.")
 
 
-@pytest.fixture(params=["either-or", "quorum"])
+@pytest.fixture(params=PATTERNS)
 def machine(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(pattern, state machine ARN) of each pattern in turn."""
     stack: Stack = request.getfixturevalue(request.param.replace("-", "_"))
@@ -72,7 +74,7 @@ def settled_by_alice(sfn: Any, machine: tuple[str, str], answer: Any, *, failure
     approves = not failure and isinstance(answer, dict) and answer.get("decision") == "approve"
     quorum = None if pattern == "either-or" else 1 if approves else 2
     execution_arn = start_approval(sfn, arn, PAIR, quorum=quorum, timeout_seconds=120)
-    token = latest_tokens(sfn, execution_arn, len(PAIR))["alice"]
+    token = live_tokens(requests_out(sfn, execution_arn, len(PAIR)))["alice"]
     if failure:
         sfn.send_task_failure(taskToken=token, error="Declined", cause=str(answer))
     else:
@@ -130,7 +132,7 @@ def answered_in_windows(sfn: Any, execution_arn: str, approvers: Sequence[str], 
                         ) -> list[Window]:
     """Once every approver is asked, send ``answers`` one after the other, each once the previous one is counted;
     the clock window of each."""
-    tokens = latest_tokens(sfn, execution_arn, len(approvers))
+    tokens = live_tokens(requests_out(sfn, execution_arn, len(approvers)))
     windows = []
     for approver, kind in answers:
         opened = utc_now()
@@ -260,9 +262,11 @@ def test_an_either_or_that_times_out_records_no_decision(sfn: Any, either_or: St
 @pytest.mark.usefixtures("scaled_waits")
 def test_a_quorum_that_times_out_records_the_decisions_received_so_far(sfn: Any, quorum: Stack) -> None:
     answers = [("carol", "approve"), ("alice", "reject")]  # 3 of 4 still within reach: only the deadline ends it
-    execution = play(sfn, quorum.outputs["StateMachineArn"], FOUR, answers, quorum=3, timeout_seconds=300)  # 3 s
-    assert timeless(execution.output) == expected(FOUR, answers, 3).output("quorum", {}, 3)
-    assert timeless(execution.output)["decisions"] == record(answers)
+    execution = play_to_the_deadline(sfn, quorum.outputs["StateMachineArn"], FOUR, answers, quorum=3,
+                                     deadlines=(300, 1000, 6000))  # 3 s scaled, longer if it overtook the answers
+    assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
+                                          "approvals": ["carol"], "rejections": ["alice"],
+                                          "decisions": record(answers), "decidedBy": None, "quorum": 3}
 
 
 # -- the quorum's comment budget: the Fail state's cause carries the record (at most 32,768 characters) --------
@@ -273,13 +277,19 @@ def comment_of(approver: str) -> str:
     return (f"{approver}:" + numbered(1000))[:1000]
 
 
-def approved_by_all_with_comments(sfn: Any, quorum: Stack, count: int) -> tuple[str, dict[str, Any]]:
+def escape_heavy_comment_of(approver: str) -> str:
+    """A 1,000-character comment of quotes and line breaks: written in JSON (the Fail state's cause), 2,000."""
+    return ('"\n' * 500)[:1000]
+
+
+def approved_by_all_with_comments(sfn: Any, quorum: Stack, count: int,
+                                  comment_of: Callable[[str], str] = comment_of) -> tuple[str, dict[str, Any]]:
     """An approval that needs every one of ``count`` approvers, each approving with a 1,000-character comment, all
     at the same instant; its ARN and output."""
     approvers = [f"approver-{i:02d}" for i in range(1, count + 1)]
     execution_arn = start_approval(sfn, quorum.outputs["StateMachineArn"], approvers, quorum=count,
                                    timeout_seconds=300)
-    tokens = latest_tokens(sfn, execution_arn, count)
+    tokens = live_tokens(requests_out(sfn, execution_arn, count))
     at_once(lambda a: sfn.send_task_success(taskToken=tokens[a], output=json.dumps(
         with_comment("approve", comment_of(a)))), approvers)
     execution = ended(sfn, execution_arn)
@@ -297,11 +307,20 @@ def test_comments_over_24000_characters_together_are_each_cut_to_an_equal_share_
         sfn: Any, cloud: Cloud, quorum: Stack) -> None:
     execution_arn, output = approved_by_all_with_comments(sfn, quorum, 25)  # 25,000 characters: 960 each
     assert {d["approver"]: d["comment"] for d in timeless(output)["decisions"]} == {
-        a: comment_of(a)[:24_000 // 25] for a in output["approvals"]}
-    item = cloud.client("dynamodb").get_item(TableName=quorum.outputs["TableName"], ConsistentRead=True,
-                                             Key={"executionArn": {"S": execution_arn}})["Item"]
-    assert {a: item[f"decision:{a}"]["M"]["comment"]["S"] for a in output["approvals"]} == {
+        a: comment_of(a)[:960] for a in output["approvals"]}
+    records = tally(cloud.client("dynamodb"), quorum.outputs["TableName"], execution_arn).records
+    assert {a: records[a]["comment"]["S"] for a in output["approvals"]} == {
         a: comment_of(a) for a in output["approvals"]}  # the tally keeps each whole
+
+
+def test_comments_are_counted_as_the_cause_writes_them_so_that_escapes_cannot_overflow_it(
+        sfn: Any, quorum: Stack) -> None:
+    """24 comments of 1,000 quotes and line breaks are 24,000 characters but 48,000 once written in JSON: over the
+    budget, so each is cut, to 166 characters (1,000 / 6: a share that fits however it is escaped)."""
+    _, output = approved_by_all_with_comments(sfn, quorum, 24, comment_of=escape_heavy_comment_of)
+    comments = {d["approver"]: d["comment"] for d in timeless(output)["decisions"]}
+    assert comments == {a: escape_heavy_comment_of(a)[:166] for a in output["approvals"]}
+    assert sum(len(json.dumps(c)) - 2 for c in comments.values()) <= 24_000
 
 
 # -- retried tally writes and decidedBy (the embedded engine's fault injection) -------------------------------
@@ -332,7 +351,7 @@ class Faulty:
         """Start it; each approver's task token."""
         start_approval(self.sfn, self.machine, self.approvers, quorum=self.quorum, timeout_seconds=3600,
                        name=self.name)
-        return latest_tokens(self.sfn, self.arn, len(self.approvers))
+        return live_tokens(requests_out(self.sfn, self.arn, len(self.approvers)))
 
     def in_tally(self, approver: str) -> None:
         wait_until_recorded(self.cloud.client("dynamodb"), self.stack.outputs["TableName"], self.arn, approver)
@@ -342,9 +361,7 @@ class Faulty:
         return self.faults.wait_fired(state=QUORUM.RECORD, execution_arn=self.arn, count=count, timeout=30)
 
     def tally_record(self, approver: str) -> dict[str, Any]:
-        item = self.cloud.client("dynamodb").get_item(TableName=self.stack.outputs["TableName"], ConsistentRead=True,
-                                                      Key={"executionArn": {"S": self.arn}})["Item"]
-        return item[f"decision:{approver}"]["M"]
+        return tally(self.cloud.client("dynamodb"), self.stack.outputs["TableName"], self.arn).records[approver]
 
 
 @pytest.mark.engine
@@ -392,13 +409,10 @@ def test_a_rejection_whose_retried_write_finds_the_quorum_met_by_others_decides_
     case.held(3)  # bob's response is held
     carols_retry.release()
     execution = ended(sfn, case.arn)
-    outcome, decided_by, _ = settle(THREE, 2, [("alice", {"alice"}, set()),
-                                               ("carol", {"alice", "bob"}, {"carol"})])
-    assert (outcome, decided_by) == ("APPROVED", None)
     assert timeless(execution.output) == {
-        "outcome": outcome, "pattern": "quorum", "request": {}, "approvals": ["alice", "bob"],
+        "outcome": "APPROVED", "pattern": "quorum", "request": {}, "approvals": ["alice", "bob"],
         "rejections": ["carol"], "decisions": record([("alice", "approve"), ("carol", "reject"), ("bob", "approve")]),
-        "decidedBy": decided_by, "quorum": 2}
+        "decidedBy": None, "quorum": 2}
     assert execution.exited_by == Exit(QUORUM.MET, "carol")  # her flow ended it, on the losing side
 
 
@@ -413,9 +427,8 @@ def test_an_approval_whose_retried_write_meets_the_quorum_decides_it(
     wait_until_counted(sfn, case.arn, "alice")
     send_answer(sfn, tokens["bob"], "approve")  # applied, the response lost, retried: the retry meets the quorum
     execution = ended(sfn, case.arn)
-    outcome, decided_by, _ = settle(THREE, 2, [("alice", {"alice"}, set()), ("bob", {"alice", "bob"}, set())])
     assert [f.attempt for f in case.held(1)] == [0]
     assert timeless(execution.output) == {
-        "outcome": outcome, "pattern": "quorum", "request": {}, "approvals": ["alice", "bob"], "rejections": [],
-        "decisions": record([("alice", "approve"), ("bob", "approve")]), "decidedBy": decided_by, "quorum": 2}
-    assert decided_by == "bob" and execution.exited_by == Exit(QUORUM.MET, "bob")
+        "outcome": "APPROVED", "pattern": "quorum", "request": {}, "approvals": ["alice", "bob"], "rejections": [],
+        "decisions": record([("alice", "approve"), ("bob", "approve")]), "decidedBy": "bob", "quorum": 2}
+    assert execution.exited_by == Exit(QUORUM.MET, "bob")
