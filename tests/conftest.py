@@ -21,7 +21,8 @@ from templates import state_machine_role, translated
 
 from earlyexit import engine
 from earlyexit.engine import FaultInjector
-from earlyexit.local import PATTERNS, Cloud, Stack, embedded_cloud
+from earlyexit.local import Cloud, Stack, embedded_cloud
+from earlyexit.patterns import PATTERNS, stack_folder
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,7 +99,7 @@ def _stack(request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> Stack:
         return cloud.stack(request.config.getoption("--stack-prefix") + pattern, pattern)
     if target == "endpoint":  # beside whatever the endpoint already runs (earlyexit serve's own stacks)
         return cloud.deploy(pattern, stack_name=f"test-{uuid.uuid4().hex[:8]}-{pattern}")
-    return cloud.deploy(pattern, stack_name=f"earlyexit-{pattern}")
+    return cloud.deploy(pattern, stack_name=stack_folder(pattern).default_stack_name)
 
 
 @pytest.fixture(scope="session")

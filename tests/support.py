@@ -8,12 +8,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from earlyexit import history, states
-from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
+from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.history import Execution, history_events, read_execution
 from earlyexit.polling import wait_until
 
@@ -41,22 +42,24 @@ def send_answer(sfn: Any, task_token: str, kind: str) -> None:
 
 
 def requests_out(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
-    """The execution once ``count`` approval requests (re-sent ones included) are out (WaitTimeout otherwise)."""
-    latest_tokens(sfn, execution_arn, count, timeout=timeout)
+    """The one wait for approval requests: the execution once ``count`` requests (re-sent ones included) are out,
+    or once it has ended (WaitTimeout otherwise). Polls the history; reads the execution once, at the end."""
+    def probe() -> bool:
+        return (len(history.requests_sent(history_events(sfn, execution_arn))) >= count
+                or sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING")
+
+    wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.05)
     return read_execution(sfn, execution_arn)
 
 
-def latest_tokens(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> dict[str, str]:
-    """Each approver's live task token once ``count`` requests are out (reads only the history)."""
-    def probe() -> dict[str, str] | None:
-        sent = history.requests_sent(history_events(sfn, execution_arn))
-        return {r.approver: r.task_token for r in sent} if len(sent) >= count else None
-
-    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.05)
+def live_tokens(execution: Execution) -> dict[str, str]:
+    """Each approver's live task token: the one of the latest request sent to them."""
+    return {r.approver: r.task_token for r in execution.requests}
 
 
 def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
-    """DescribeExecution once the execution is no longer RUNNING (WaitTimeout otherwise)."""
+    """The one wait for the end: DescribeExecution once the execution is no longer RUNNING (WaitTimeout
+    otherwise)."""
     def probe() -> dict[str, Any] | None:
         described = sfn.describe_execution(executionArn=execution_arn)
         return described if described["status"] != "RUNNING" else None
@@ -65,8 +68,9 @@ def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str
 
 
 def ended(sfn: Any, execution_arn: str, timeout: float = 60) -> Execution:
-    """The execution once it is no longer RUNNING (WaitTimeout otherwise)."""
-    return wait_for_outcome(sfn, execution_arn, timeout=timeout)
+    """The execution, read as an approval, once it has ended (:func:`described_end`)."""
+    described_end(sfn, execution_arn, timeout=timeout)
+    return read_execution(sfn, execution_arn)
 
 
 def flow_done(sfn: Any, execution_arn: str, approver: str) -> bool:
@@ -86,16 +90,40 @@ def wait_until_counted(sfn: Any, execution_arn: str, approver: str, timeout: flo
                what=f"{approver}'s decision to be counted in {execution_arn}")
 
 
-def recorded(ddb: Any, table: str, execution_arn: str) -> set[str]:
-    """The approvers whose decision the tally item holds (approvals and rejections)."""
+@dataclass(frozen=True)
+class Tally:
+    """A quorum execution's tally item, read consistently."""
+
+    approvals: set[str]
+    rejections: set[str]
+    expires_at: int | None
+    records: dict[str, dict[str, Any]]  # approver -> their decision record, as the item holds it (attribute map)
+
+    @property
+    def recorded(self) -> set[str]:
+        """The approvers whose decision the tally holds (approvals and rejections)."""
+        return self.approvals | self.rejections
+
+
+def tally(ddb: Any, table: str, execution_arn: str) -> Tally | None:
+    """The one tally reader: the tally item of ``execution_arn`` (None when there is none)."""
     item = ddb.get_item(TableName=table, Key={"executionArn": {"S": execution_arn}}, ConsistentRead=True).get("Item")
-    return {a for kind in ("approvals", "rejections") for a in (item or {}).get(kind, {}).get("SS", [])}
+    if item is None:
+        return None
+    return Tally(approvals=set(item.get("approvals", {}).get("SS", [])),
+                 rejections=set(item.get("rejections", {}).get("SS", [])),
+                 expires_at=int(item["expiresAt"]["N"]) if "expiresAt" in item else None,
+                 records={key.removeprefix("decision:"): value["M"] for key, value in item.items()
+                          if key.startswith("decision:")})
 
 
 def wait_until_recorded(ddb: Any, table: str, execution_arn: str, approver: str, timeout: float = 20) -> None:
     """Wait until ``approver``'s decision is in the quorum tally: the flows that write after it read it."""
-    wait_until(lambda: approver in recorded(ddb, table, execution_arn), timeout=timeout,
-               what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.03)
+    def probe() -> bool:
+        found = tally(ddb, table, execution_arn)
+        return found is not None and approver in found.recorded
+
+    wait_until(probe, timeout=timeout, what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.03)
 
 
 def last_events(sfn: Any, execution_arn: str, count: int = 12) -> str:
@@ -112,7 +140,7 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
     same instant), and return the ended execution."""
     arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
                          quorum=execution_input.pop("quorum", None), timeout_seconds=timeout_seconds)
-    tokens = latest_tokens(sfn, arn, len(approvers), timeout=60)
+    tokens = live_tokens(requests_out(sfn, arn, len(approvers), timeout=60))
     if simultaneous:
         send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
     else:
@@ -124,8 +152,60 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
 
 def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[str | None]:
     """Every approver in ``answers`` answers at the same instant; returns each call's error code or None."""
-    tokens = latest_tokens(sfn, execution_arn, len(answers))
+    tokens = live_tokens(requests_out(sfn, execution_arn, len(answers)))
     return send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
+
+
+class Overtaken(Exception):
+    """The deadline passed before every answer was counted (a loaded machine): the run proves nothing."""
+
+
+def deadline_passed_before(sfn: Any, execution_arn: str, moment: datetime) -> bool:
+    """Whether the deadline flow's Wait ended before ``moment`` (the engine's clock is this process's)."""
+    return any(e["type"] == "WaitStateExited" and e["stateExitedEventDetails"]["name"] == states.WAIT_FOR_THE_DEADLINE
+               and e["timestamp"] < moment for e in history_events(sfn, execution_arn))
+
+
+def play_to_the_deadline(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer] = (),
+                         deadlines: Sequence[int] = (1, 5, 20), end_within: float = 80,
+                         **execution_input: Any) -> Execution:
+    """Start an approval, send ``answers`` that settle nothing (each once the previous one is counted) and return
+    it ended by its deadline: the first of ``deadlines`` (timeoutSeconds) that every request and answer beat. A run
+    the deadline overtook (a loaded machine) proves nothing and is played again with the next, longer deadline.
+    Each run must end within ``end_within`` seconds of its answers (WaitTimeout otherwise)."""
+    return beating_the_deadline(lambda deadline: _answered_before(
+        sfn, state_machine_arn, approvers, answers, deadline, end_within, dict(execution_input)), deadlines)
+
+
+def beating_the_deadline(play: Callable[[int], T], deadlines: Sequence[int]) -> T:
+    """``play(deadline)`` with the first of ``deadlines`` whose run the deadline did not overtake: a run that raises
+    :class:`Overtaken` proves nothing and is played again with the next, longer deadline."""
+    for deadline in deadlines:
+        try:
+            return play(deadline)
+        except Overtaken:
+            continue
+    raise Overtaken(f"the deadline passed before the answers were counted, even at {deadlines[-1]} s")
+
+
+def _answered_before(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Sequence[Answer],
+                     deadline: int, end_within: float, execution_input: dict[str, Any]) -> Execution:
+    """One run of :func:`play_to_the_deadline`; :class:`Overtaken` when the deadline came first."""
+    arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
+                         quorum=execution_input.pop("quorum", None), timeout_seconds=deadline)
+    execution = requests_out(sfn, arn, len(approvers), timeout=60)
+    if len(execution.requests) < len(approvers):
+        raise Overtaken(arn)
+    tokens = live_tokens(execution)
+    for approver, kind in answers:
+        if refusal(lambda: send_answer(sfn, tokens[approver], kind)) == "TaskTimedOut":  # noqa: B023 - called at once
+            raise Overtaken(arn)
+        wait_until_counted(sfn, arn, approver)
+    counted = datetime.now(UTC)
+    execution = ended(sfn, arn, timeout=end_within)
+    if deadline_passed_before(sfn, arn, counted):
+        raise Overtaken(arn)
+    return execution
 
 
 def unique(name: str) -> str:
@@ -241,7 +321,8 @@ def expected(approvers: Sequence[str], answers: Sequence[Answer], quorum: int | 
         outcome, decided_by, index = ("TIMED_OUT", None, None) if not answers else (
             "APPROVED" if answers[0][1] == "approve" else "REJECTED", answers[0][0], 0)
     else:
-        outcome, decided_by, index = settle(approvers, quorum, [(a, *t) for (a, _), t in zip(answers, after)])
+        reads = [(approver, *tally) for (approver, _), tally in zip(answers, after, strict=True)]
+        outcome, decided_by, index = settle(approvers, quorum, reads)
     if index is None:
         approvals, rejections = after[-1] if after else (set(), set())
         counted = [] if quorum is None else list(answers)  # either-or records only the deciding decision

@@ -16,6 +16,7 @@ from support import ended, record, requests_out, timeless
 
 from earlyexit.approvals import start_approval
 from earlyexit.local import Stack
+from earlyexit.patterns import PATTERNS
 
 UNICODE_BLANKS = ["\t", "\n", "\x0b", "\x0c", "\r", " ", "\x85", "\xa0", "\u1680", "\u2000", "\u2005", "\u200a",
                   "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\ufeff", "\xa0\u3000 "]
@@ -30,7 +31,7 @@ FAILURE_ERRORS = {
 }
 
 
-@pytest.fixture(params=["either-or", "quorum"])
+@pytest.fixture(params=PATTERNS)
 def machine(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(pattern, state machine ARN) of each pattern in turn."""
     stack: Stack = request.getfixturevalue(request.param.replace("-", "_"))
@@ -51,7 +52,8 @@ def test_send_task_failure_with_any_error_name_is_that_approvers_rejection(
     assert (execution.output["outcome"], execution.output["rejections"], execution.output["decidedBy"]) == (
         "REJECTED", ["bob"], "bob")
     assert [(d.approver, d.decision) for d in execution.decisions] == [("bob", "failure")]
-    assert timeless(execution.output)["decisions"] == record([("bob", "failure")])  # a rejection; the cause is no comment
+    # a rejection; the cause is no comment
+    assert timeless(execution.output)["decisions"] == record([("bob", "failure")])
 
 
 def test_send_task_failure_without_an_error_name_is_a_rejection(sfn: Any, machine: tuple[str, str]) -> None:
@@ -81,8 +83,8 @@ def test_an_approver_named_only_with_unicode_whitespace_is_invalid_input(
     assert execution.requests == []
 
 
-@pytest.mark.parametrize("name", ["a\xa0b", " alice ", "\u200b", "名前"], ids=["inner-nbsp", "padded", "zero-width-space",
-                                                                               "cjk"])
+@pytest.mark.parametrize("name", ["a\xa0b", " alice ", "\u200b", "名前"],
+                         ids=["inner-nbsp", "padded", "zero-width-space", "cjk"])
 def test_a_name_with_any_visible_character_is_valid(sfn: Any, machine: tuple[str, str], name: str) -> None:
     pattern, arn = machine
     approvers = ["alice", name] if pattern == "either-or" else ["alice", "bob", name]

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import timeless, unique, wait_until_counted
+from support import ended, requests_out, timeless, unique, wait_until_counted
 
-from earlyexit.approvals import read_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import read_approval
 from earlyexit.local import Cloud, Stack
 from earlyexit.rules import check_input
 from earlyexit.tools.cli import main
@@ -61,7 +61,7 @@ def nowhere(tmp_path: Path) -> dict[str, str | None]:
 def approval(sfn: Any, quorum: Stack) -> str:
     """A running quorum-2 approval for a, b and c, its requests sent."""
     arn = _start("quorum", *THREE)
-    assert len(wait_for_requests(sfn, arn, 3).pending) == 3
+    assert len(requests_out(sfn, arn, 3).pending) == 3
     return arn
 
 
@@ -70,7 +70,7 @@ def failed(sfn: Any, quorum: Stack) -> str:
     """A quorum execution for a, b and c that FAILED on its input (started without the CLI's checks)."""
     arn = sfn.start_execution(stateMachineArn=quorum.outputs["StateMachineArn"],
                               input=json.dumps({"approvers": list(THREE), "quorum": 0}))["executionArn"]
-    assert wait_for_outcome(sfn, arn).status == "FAILED"
+    assert ended(sfn, arn).status == "FAILED"
     return arn
 
 
@@ -179,7 +179,7 @@ def test_pending_lists_every_approver_then_shrinks_after_an_approval(approval: s
 
 def test_pending_show_tokens_prints_a_task_token_that_answers_for_its_approver(sfn: Any, either_or: Stack) -> None:
     arn = _start("either-or", "alice", "bob")
-    wait_for_requests(sfn, arn, 2)
+    requests_out(sfn, arn, 2)
     tokens = dict(line.split("\t") for line in _ok("pending", arn, "--show-tokens").splitlines())
     assert sorted(tokens) == ["alice", "bob"]
     sfn.send_task_success(taskToken=tokens["bob"], output=json.dumps({"decision": "approve"}))
@@ -324,7 +324,7 @@ def test_status_exits_1_on_a_stopped_execution(sfn: Any, approval: str) -> None:
 
 def test_status_watch_shows_who_is_pending_then_ends_at_the_outcome(sfn: Any, quorum: Stack) -> None:
     arn = _ok("start", "quorum", *_approver_options(THREE), "--timeout-seconds", "2").strip()
-    wait_for_requests(sfn, arn, 3)
+    requests_out(sfn, arn, 3)
     lines = _ok("status", arn, "--watch").splitlines()
     waiting = next(i for i, line in enumerate(lines) if line.startswith("RUNNING  waiting for a, b, c"))
     outcome = next(i for i, line in enumerate(lines) if line.startswith("TIMED_OUT"))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner, Result
+from support import ended, requests_out
 
-from earlyexit.approvals import wait_for_outcome, wait_for_requests
 from earlyexit.local import Stack
 from earlyexit.tools import cli
 from earlyexit.tools.cli import main
@@ -106,9 +106,9 @@ def test_a_quorum_out_of_range_names_the_value_given() -> None:
 def decided(sfn: Any, either_or: Stack) -> str:
     """An either-or execution that bob approved."""
     arn = _started("either-or", "--approver", "alice", "--approver", "bob", "--timeout-seconds", "60")
-    wait_for_requests(sfn, arn, 2)
+    requests_out(sfn, arn, 2)
     assert _invoke("approve", arn, "--as", "bob", "--region", "us-east-1").exit_code == 0
-    wait_for_outcome(sfn, arn)
+    ended(sfn, arn)
     return arn
 
 
@@ -116,7 +116,7 @@ def decided(sfn: Any, either_or: Stack) -> str:
 def timed_out(sfn: Any, either_or: Stack) -> str:
     """An either-or execution whose deadline passed with nobody answering."""
     arn = _started("either-or", "--approver", "alice", "--approver", "bob", "--timeout-seconds", "1")
-    assert wait_for_outcome(sfn, arn).output["outcome"] == "TIMED_OUT"
+    assert ended(sfn, arn).output["outcome"] == "TIMED_OUT"
     return arn
 
 
@@ -159,7 +159,7 @@ def test_status_exits_0_on_an_approval_whose_outcome_timed_out(timed_out: str) -
 
 def test_status_exits_0_on_a_rejected_approval(sfn: Any, either_or: Stack) -> None:
     arn = _started("either-or", "--approver", "alice", "--approver", "bob", "--timeout-seconds", "60")
-    wait_for_requests(sfn, arn, 2)
+    requests_out(sfn, arn, 2)
     assert _invoke("reject", arn, "--as", "alice", "--region", "us-east-1").exit_code == 0
     result = _invoke("status", arn, "--watch", "--json", "--region", "us-east-1")
     assert result.exit_code == 0
@@ -175,7 +175,7 @@ def test_status_help_tells_the_execution_s_status_from_the_approval_s_outcome() 
 
 def test_status_of_a_stopped_execution_says_it_was_stopped_without_none(sfn: Any, quorum: Stack) -> None:
     arn = _started("quorum", "--approver", "a", "--approver", "b", "--approver", "c", "--timeout-seconds", "60")
-    wait_for_requests(sfn, arn, 3)
+    requests_out(sfn, arn, 3)
     sfn.stop_execution(executionArn=arn)
     result = _invoke("status", arn, "--region", "us-east-1")
     assert result.exit_code == 1

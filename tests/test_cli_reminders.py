@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import unique
+from support import ended, requests_out, unique
 
-from earlyexit.approvals import wait_for_outcome, wait_for_requests
 from earlyexit.history import history_events
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.rules import check_input
 from earlyexit.tools.cli import main
 
@@ -56,7 +56,7 @@ def test_start_passes_reminder_seconds_and_the_execution_reminds(sfn: Any, eithe
     arn = result.output.strip()
     assert json.loads(sfn.describe_execution(executionArn=arn)["input"]) == {
         "approvers": ["alice", "bob"], "timeoutSeconds": 3, "reminderSeconds": 1}
-    execution = wait_for_outcome(sfn, arn, timeout=30)
+    execution = ended(sfn, arn, timeout=30)
     assert execution.output is not None and execution.output["outcome"] == "TIMED_OUT"
     reminders = [e.text for e in execution.timeline if e.kind == "reminder"]
     assert reminders == ["reminder 1 sent to alice, bob", "reminder 2 sent to alice, bob"]
@@ -71,7 +71,7 @@ def test_start_sends_an_integral_number_as_json_reads_it(sfn: Any, quorum: Stack
     arn = result.output.strip()
     try:
         assert json.loads(sfn.describe_execution(executionArn=arn)["input"])["reminderSeconds"] == 300
-        assert wait_for_requests(sfn, arn, 3).status == "RUNNING"  # accepted by the state machine too
+        assert requests_out(sfn, arn, 3).status == "RUNNING"  # accepted by the state machine too
     finally:
         sfn.stop_execution(executionArn=arn)
 
@@ -94,7 +94,7 @@ REFUSED = {
 }
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize(("options", "execution_input"), REFUSED.values(), ids=REFUSED)
 def test_start_refuses_a_reminder_rule_broken_before_it_contacts_anything(
         nowhere: dict[str, str | None], pattern: str, options: list[str], execution_input: dict[str, Any]) -> None:
@@ -114,7 +114,7 @@ def test_another_broken_rule_comes_first_as_in_the_state_machine(nowhere: dict[s
     assert "'--timeout-seconds'" in result.output and "--reminder-seconds" not in result.output
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_start_checks_reminder_seconds_against_the_stack_s_approval_timeout_seconds(
         cloud: Cloud, either_or: Stack, quorum: Stack, pattern: str) -> None:
     parameters = {"ApprovalTimeoutSeconds": 60, **({"DefaultQuorum": 2} if pattern == "quorum" else {})}
@@ -139,7 +139,7 @@ def test_without_the_stack_s_parameters_the_state_machine_applies_its_default_de
     result = _invoke("start", "either-or", "--approver", "a", "--approver", "b", "--reminder-seconds", "86400",
                      "--region", "us-east-1")
     assert result.exit_code == 0, result.output
-    execution = wait_for_outcome(sfn, result.output.strip(), timeout=30)
+    execution = ended(sfn, result.output.strip(), timeout=30)
     violation = check_input("either-or", {"approvers": ["a", "b"], "reminderSeconds": 86400},
                             default_timeout_seconds=86400)
     assert violation is not None

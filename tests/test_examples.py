@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import timeless, unique
+from support import ended, requests_out, timeless, unique
 
-from earlyexit.approvals import wait_for_outcome, wait_for_requests
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def test_example_input_and_answers_decide_the_approval(request: pytest.FixtureRe
     approvers = execution_input["approvers"]
     execution_arn = sfn.start_execution(stateMachineArn=stack_of(request, pattern).outputs["StateMachineArn"],
                                         input=json.dumps(execution_input))["executionArn"]
-    requests = wait_for_requests(sfn, execution_arn, len(approvers)).requests
+    requests = requests_out(sfn, execution_arn, len(approvers)).requests
     assert sorted(r.approver for r in requests) == sorted(approvers)
     quorum = execution_input.get("quorum", 1)  # either-or: the first answer settles it
     needed = quorum if outcome == "APPROVED" else len(approvers) - quorum + 1
@@ -41,7 +41,7 @@ def test_example_input_and_answers_decide_the_approval(request: pytest.FixtureRe
         sfn.send_task_success(taskToken=request_.task_token, output=json.dumps(example(pattern, answer)))
         if pattern == "either-or":
             break
-    output = wait_for_outcome(sfn, execution_arn).output
+    output = ended(sfn, execution_arn).output
     assert output is not None
     assert (output["outcome"], output["request"]) == (outcome, execution_input["request"])
     # Each counted answer is recorded with the example's decision and comment (compared by approver: the answers
@@ -67,7 +67,7 @@ def _delivered(sqs: Any, queue_url: str, marker: str) -> list[dict[str, Any]]:
 
 def _mark(cloud: Cloud, marker: str) -> None:
     """One ApprovalRequested event of each pattern, approver ``marker`` (this test's events among real ones)."""
-    for pattern in ("either-or", "quorum"):
+    for pattern in PATTERNS:
         cloud.client("events").put_events(Entries=[{"Source": "earlyexit", "DetailType": "ApprovalRequested",
                                                     "Detail": json.dumps({"pattern": pattern, "approver": marker})}])
 

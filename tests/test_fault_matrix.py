@@ -33,6 +33,9 @@ import pytest
 from conftest import ApprovalInbox
 from support import (
     Answer,
+    Overtaken,
+    beating_the_deadline,
+    deadline_passed_before,
     ended,
     expected,
     in_order,
@@ -49,8 +52,10 @@ from support import (
 )
 
 from earlyexit.engine import Fault, FaultRule
+from earlyexit.errors import WaitTimeout
 from earlyexit.history import Execution
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.polling import wait_until
 from earlyexit.states import EITHER_OR, QUORUM
 
@@ -58,7 +63,8 @@ pytestmark = pytest.mark.engine
 
 APPROVERS = ("alice", "bob", "carol")
 SETTLES_BY_ANSWERS = 360_000  # timeoutSeconds (at the tests' 1/100 scale: one hour) when the answers settle it
-SETTLES_AT_DEADLINE = 1_000  # timeoutSeconds (scaled: 10 s) when only the deadline can end it
+SETTLES_AT_DEADLINE = (1_000, 3_000, 6_000)  # timeoutSeconds (scaled: 10 s, then longer if it overtook the answers)
+# when only the deadline can end it
 LOST_WRITE = Fault.lost_response("InternalServerError", cause="We encountered an internal error. Please try again.")
 LOST_EVENT = Fault.lost_response("InternalException", cause="The event was accepted, the response lost.")
 HELD = Fault.hold(deadline=60)
@@ -73,6 +79,7 @@ class Case:
     approvers: Sequence[str]
     quorum: int | None
     timeout_seconds: int
+    ends_at_deadline: bool = False  # only the deadline ends it: a run the deadline overtook raises Overtaken
 
     def __post_init__(self) -> None:
         self.sfn = self.cloud.client("stepfunctions")
@@ -108,7 +115,12 @@ class Case:
         return refusal(lambda: send_answer(self.sfn, token or self.tokens[approver], kind))
 
     def recorded(self, approver: str) -> None:
-        wait_until_recorded(self.ddb, self.stack.outputs["TableName"], self.arn, approver)
+        try:
+            wait_until_recorded(self.ddb, self.stack.outputs["TableName"], self.arn, approver)
+        except WaitTimeout:
+            if self.ends_at_deadline and self.sfn.describe_execution(executionArn=self.arn)["status"] != "RUNNING":
+                raise Overtaken(self.arn) from None
+            raise
 
     def held(self, state: str, count: int) -> list[Any]:
         """The first ``count`` faults fired on ``state`` in this execution (WaitTimeout if they do not fire)."""
@@ -116,6 +128,18 @@ class Case:
 
     def outcome(self) -> Execution:
         return ended(self.sfn, self.arn, timeout=120)
+
+    def check_not_overtaken(self) -> None:
+        """Once every answer is counted (and again at the end): for a case only the deadline ends, raise
+        :class:`Overtaken` if the deadline passed before its answers were all in."""
+        if not self.ends_at_deadline:
+            return
+        if not hasattr(self, "counted"):
+            self.counted = datetime.datetime.now(tz=datetime.timezone.utc)
+            if self.sfn.describe_execution(executionArn=self.arn)["status"] != "RUNNING":
+                raise Overtaken(self.arn)
+        elif deadline_passed_before(self.sfn, self.arn, self.counted):
+            raise Overtaken(self.arn)
 
     def close(self) -> None:
         for rule in self.rules:
@@ -163,14 +187,23 @@ LOST_WRITE_CASES = [
 
 def test_the_lost_write_matrix_covers_every_quorum_order_decision_and_position() -> None:
     assert {k for k, *_ in LOST_WRITE_CASES} == {1, 2, 3}
-    assert len(LOST_WRITE_CASES) == 3 * 3 * 8 * 2 - 2 * 3 * 4  # minus the cases where the first answer settles
+    # 3 quorums x 3 orders x 8 decisions x 2 positions, minus the 24 where the first answer settles (position 1)
+    assert len(LOST_WRITE_CASES) == 120
 
 
 def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], decisions: tuple[str, ...],
                     position: int) -> list[str]:
     """Answers in ``order``; the write of answer ``position`` (X) applies and errors, its retry is held while the
-    next approver (Y) answers, then released; the rest answer one by one."""
-    answers = list(zip(order, decisions))
+    next approver (Y) answers, then released; the rest answer one by one. A case only the deadline ends is played
+    again with a longer deadline if the deadline overtook its answers."""
+    return beating_the_deadline(lambda deadline: lost_write_case(cloud, stack, k, order, decisions, position,
+                                                                 deadline), SETTLES_AT_DEADLINE)
+
+
+def lost_write_case(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], decisions: tuple[str, ...],
+                    position: int, deadline: int) -> list[str]:
+    """One run of :func:`play_lost_write`, with ``deadline`` if only the deadline ends it."""
+    answers = list(zip(order, decisions, strict=True))
     prior, (x, x_kind), (y, y_kind), rest = answers[:position], answers[position], answers[position + 1], \
         answers[position + 2:]
     # The writes land in the order prior, X, Y, rest; each flow reads the tally its write returns, but X's
@@ -180,7 +213,8 @@ def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], 
     reads = [(a, *after[i]) for i, (a, _) in enumerate(prior)] + [(y, *after[n + 1]), (x, *after[n + 1])]
     reads += [(a, *after[n + 2 + j]) for j, (a, _) in enumerate(rest)]
     outcome, decided_by, settled_at = settle(APPROVERS, k, reads)
-    case = Case(cloud, stack, APPROVERS, k, SETTLES_AT_DEADLINE if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS)
+    case = Case(cloud, stack, APPROVERS, k, deadline if outcome == "TIMED_OUT" else SETTLES_BY_ANSWERS,
+                ends_at_deadline=outcome == "TIMED_OUT")
     case.inject(QUORUM.RECORD, LOST_WRITE, attempt=0, approver=x)
     case.inject(QUORUM.RECORD, HELD, attempt=1, approver=x)
     problems = []
@@ -206,7 +240,9 @@ def play_lost_write(cloud: Cloud, stack: Stack, k: int, order: tuple[str, ...], 
                 continue
             case.answer(approver, kind)
             case.recorded(approver)
+        case.check_not_overtaken()
         execution = case.outcome()
+        case.check_not_overtaken()
         # The lists hold what was in the tally the settling flow read, or at the deadline every answer; the record
         # holds the same decisions in the order they were received (X's once, though its write was retried).
         _, approvals, rejections = reads[settled_at] if settled_at is not None else (None, *after[-1])
@@ -241,14 +277,23 @@ def test_the_issues_case_two_of_three_with_a_lost_write_is_approved_by_the_inter
 def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions: dict[str, str]) -> list[str]:
     """X's request goes out but its PutEvents answers with an error; X's retry is held while the next approver
     (Y) answers; released, X is asked again with a new token (the first one is refused) and answers once;
-    then the others, one by one."""
+    then the others, one by one. A case only the deadline ends is played again with a longer deadline if the
+    deadline overtook its answers."""
+    return beating_the_deadline(lambda deadline: lost_event_case(cloud, stack, k, x, decisions, deadline),
+                                SETTLES_AT_DEADLINE)
+
+
+def lost_event_case(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions: dict[str, str],
+                    deadline: int) -> list[str]:
+    """One run of :func:`play_lost_event`, with ``deadline`` if only the deadline ends it."""
     approvers = APPROVERS if k is not None else APPROVERS[:2]
     others = [a for a in approvers[approvers.index(x) + 1:] + approvers[:approvers.index(x)]]
     y, rest = others[0], others[1:]
     order = [(y, decisions[y]), (x, decisions[x]), *((a, decisions[a]) for a in rest)]
     rule = expected(approvers, order, k)  # X's decision counts after Y's: the order the answers land in
     settled_at = None if rule.settled_after is None else rule.settled_after - 1
-    case = Case(cloud, stack, approvers, k, SETTLES_AT_DEADLINE if settled_at is None else SETTLES_BY_ANSWERS)
+    case = Case(cloud, stack, approvers, k, deadline if settled_at is None else SETTLES_BY_ANSWERS,
+                ends_at_deadline=settled_at is None)
     ask = QUORUM.ASK if k is not None else EITHER_OR.ask(approvers.index(x) + 1)
     case.inject(ask, LOST_EVENT, attempt=0, approver=x)
     case.inject(ask, HELD, attempt=1, approver=x)
@@ -279,7 +324,9 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
             if approver == x and (code := case.answer(x, kind)) != "TaskTimedOut":
                 problems.append(f"a second answer on {x}'s token got {code}")
             case.recorded(approver)
+        case.check_not_overtaken()
         execution = case.outcome()
+        case.check_not_overtaken()
         if (code := case.answer(x, decisions[x], token=first.task_token)) != "TaskTimedOut":
             problems.append(f"after the end, an answer on the first attempt's token got {code}")
         # The record: Y's decision, then X's once (the answer on the refused first token is not one).
@@ -291,14 +338,14 @@ def play_lost_event(cloud: Cloud, stack: Stack, k: int | None, x: str, decisions
     return [f"k={k} lost PutEvents for {x}, {decisions}: {p}" for p in problems]
 
 
-LOST_EVENT_CASES = [(None, x, dict(zip(APPROVERS[:2], d))) for x in APPROVERS[:2]
+LOST_EVENT_CASES = [(None, x, dict(zip(APPROVERS[:2], d, strict=True))) for x in APPROVERS[:2]
                     for d in itertools.product(("approve", "reject"), repeat=2)] + [
-    (k, x, dict(zip(APPROVERS, d))) for k in (1, 2, 3) for x in APPROVERS
+    (k, x, dict(zip(APPROVERS, d, strict=True))) for k in (1, 2, 3) for x in APPROVERS
     for d in itertools.product(("approve", "reject"), repeat=3)]
 
 
 @pytest.mark.usefixtures("scaled_waits")
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_a_lost_put_events_response_asks_again_with_a_new_token_and_the_outcome_follows_the_rule(
         request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> None:
     stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
@@ -309,7 +356,7 @@ def test_a_lost_put_events_response_asks_again_with_a_new_token_and_the_outcome_
 # -- a call applied twice within one attempt ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_a_duplicated_put_events_delivers_two_copies_with_the_same_token_and_one_answer_counts(
         request: pytest.FixtureRequest, cloud: Cloud, pattern: str) -> None:
     stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
@@ -374,8 +421,13 @@ RACES = {
 
 
 def play_race(cloud: Cloud, stack: Stack, race: str) -> list[str]:
+    """A real deadline of 5 s (both answers are in by then), or longer if the deadline overtook them."""
+    return beating_the_deadline(lambda deadline: race_case(cloud, stack, race, deadline), (5, 10, 20))
+
+
+def race_case(cloud: Cloud, stack: Stack, race: str, deadline: int) -> list[str]:
     k, (first, first_kind), (slow, slow_kind), fault, outcome, approvals, rejections = RACES[race]
-    case = Case(cloud, stack, APPROVERS, k, 5)  # a real 5 s deadline: both answers are in by then
+    case = Case(cloud, stack, APPROVERS, k, deadline, ends_at_deadline=True)
     case.inject(QUORUM.RECORD, fault, approver=slow)
     try:
         case.start()
@@ -384,8 +436,8 @@ def play_race(cloud: Cloud, stack: Stack, race: str) -> list[str]:
         case.recorded(first)
         case.answer(slow, slow_kind)
         held = case.held(QUORUM.RECORD, 1)[0]
-        if (held.at - case.started).total_seconds() >= 5:
-            return [f"{race}: the slow call started after the deadline: the case proves nothing"]
+        if (held.at - case.started).total_seconds() >= deadline:
+            raise Overtaken(case.arn)  # the slow call started after the deadline: the run proves nothing
         execution = case.outcome()  # the deadline flow reads the tally while the slow call is held
         wanted = {"outcome": outcome, "pattern": "quorum", "request": {}, "approvals": approvals,
                   "rejections": rejections, "decisions": counted([(first, first_kind), (slow, slow_kind)], approvals,

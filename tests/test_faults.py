@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ApprovalInbox
-from support import error_code, record, timeless, wait_until_counted
+from support import ended, error_code, record, requests_out, tally, timeless, wait_until_counted
 
 from earlyexit import states
-from earlyexit.approvals import decide, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import decide, start_approval
 from earlyexit.engine import Fault, FaultInjector, FaultRule
-from earlyexit.history import Execution, read_execution
+from earlyexit.history import Execution
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.polling import wait_until
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("scaled_waits")]
@@ -42,12 +43,6 @@ def start(sfn: Any, stack: Stack, approvers: list[str], quorum: int | None = Non
     return start_approval(sfn, stack.outputs["StateMachineArn"], approvers, quorum=quorum, timeout_seconds=3600)
 
 
-def tally(cloud: Cloud, stack: Stack, execution_arn: str) -> dict[str, set[str]]:
-    item = cloud.client("dynamodb").get_item(TableName=stack.outputs["TableName"], ConsistentRead=True,
-                                             Key={"executionArn": {"S": execution_arn}}).get("Item", {})
-    return {kind: set(item.get(kind, {}).get("SS", [])) for kind in ("approvals", "rejections")}
-
-
 # -- the tally update fails, Retry carries the decision through ---------------------------
 
 
@@ -58,11 +53,11 @@ def test_tally_update_failing_twice_is_retried_and_the_quorum_is_still_met(
     for attempt in (0, 1):  # bob's flow is Map iteration 1
         faults.add(on(quorum, QUORUM.RECORD, Fault.fail(code), iteration=1, attempt=attempt))
     execution_arn = start(sfn, quorum, APPROVERS, quorum=2)
-    wait_for_requests(sfn, execution_arn, 3)
+    requests_out(sfn, execution_arn, 3)
     decide(sfn, execution_arn, "alice", "approve")
     wait_until_counted(sfn, execution_arn, "alice")
     decide(sfn, execution_arn, "bob", "approve")
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert timeless(execution.output) == {"outcome": "APPROVED", "pattern": "quorum", "request": {},
                                           "approvals": ["alice", "bob"], "rejections": [],
@@ -75,22 +70,23 @@ def test_a_tally_update_whose_response_is_lost_is_retried_and_counts_once(
         cloud: Cloud, sfn: Any, quorum: Stack, faults: FaultInjector) -> None:
     faults.add(on(quorum, QUORUM.RECORD, Fault.lost_response("InternalServerError"), iteration=0))
     execution_arn = start(sfn, quorum, APPROVERS, quorum=2)
-    wait_for_requests(sfn, execution_arn, 3)
+    requests_out(sfn, execution_arn, 3)
     decide(sfn, execution_arn, "alice", "approve")
     wait_until_counted(sfn, execution_arn, "alice")
     decide(sfn, execution_arn, "carol", "approve")
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert (execution.output["outcome"], execution.output["approvals"]) == ("APPROVED", ["alice", "carol"])
-    assert tally(cloud, quorum, execution_arn) == {"approvals": {"alice", "carol"}, "rejections": set()}
+    recorded = tally(cloud.client("dynamodb"), quorum.outputs["TableName"], execution_arn)
+    assert recorded is not None and (recorded.approvals, recorded.rejections) == ({"alice", "carol"}, set())
 
 
 def test_tally_update_throttled_on_every_attempt_fails_the_execution_without_an_outcome(
         sfn: Any, quorum: Stack, faults: FaultInjector) -> None:
     faults.add(on(quorum, QUORUM.RECORD, Fault.fail("ProvisionedThroughputExceededException"), attempt=None))
     execution_arn = start(sfn, quorum, APPROVERS, quorum=2)
-    wait_for_requests(sfn, execution_arn, 3)
+    requests_out(sfn, execution_arn, 3)
     decide(sfn, execution_arn, "alice", "approve")
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert (execution.status, execution.error, execution.output) == ("FAILED", THROTTLED, None)
     assert [f.attempt for f in faults.fired(execution_arn=execution_arn)] == [0, 1, 2, 3, 4, 5]  # 1 call + 5 retries
 
@@ -105,7 +101,7 @@ def asked(stack: Stack) -> tuple[str, dict[str, Any]]:
     return states.EITHER_OR.ask(1), {}
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_undelivered_request_fails_the_execution_naming_the_approver_and_infers_no_approval(
         request: pytest.FixtureRequest, sfn: Any, faults: FaultInjector, pattern: str) -> None:
     stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
@@ -113,7 +109,7 @@ def test_undelivered_request_fails_the_execution_naming_the_approver_and_infers_
     faults.add(on(stack, state, Fault.fail("InternalException", cause="event bus unavailable"), attempt=None,
                   **selection))
     execution_arn = start(sfn, stack, APPROVERS if pattern == "quorum" else APPROVERS[:2])
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert (execution.status, execution.error, execution.output) == ("FAILED", "ApprovalRequestNotDelivered", None)
     cause = json.loads(execution.cause)
     assert (cause["approver"], cause["error"]) == ("alice", "EventBridge.InternalException")
@@ -122,7 +118,7 @@ def test_undelivered_request_fails_the_execution_naming_the_approver_and_infers_
     assert execution.decisions == []
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_a_request_whose_response_was_lost_is_sent_again_and_only_the_new_token_counts(
         request: pytest.FixtureRequest, sfn: Any, faults: FaultInjector, pattern: str) -> None:
     stack: Stack = request.getfixturevalue(pattern.replace("-", "_"))
@@ -130,16 +126,13 @@ def test_a_request_whose_response_was_lost_is_sent_again_and_only_the_new_token_
     faults.add(on(stack, state, Fault.lost_response("InternalException"), **selection))
     execution_arn = start(sfn, stack, APPROVERS[:2], quorum=1 if pattern == "quorum" else None)
     # Both requests went out (the first one's PutEvents applied): the history holds both tokens.
-    first, second = wait_until(
-        lambda: found if len(found := [r.task_token for r in read_execution(sfn, execution_arn).requests
-                                       if r.approver == "alice"]) >= 2 else None,
-        timeout=20, what="alice's two requests")
+    first, second = [r.task_token for r in requests_out(sfn, execution_arn, 3).requests if r.approver == "alice"]
     assert first != second
     with pytest.raises(ClientError) as refused:
         sfn.send_task_success(taskToken=first, output=json.dumps({"decision": "approve"}))
     assert error_code(refused.value) == "TaskTimedOut"
     sfn.send_task_success(taskToken=second, output=json.dumps({"decision": "approve"}))
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert (execution.output["outcome"], execution.output["decidedBy"]) == ("APPROVED", "alice")
 
 
@@ -155,7 +148,7 @@ def test_a_request_delivered_twice_carries_one_token_and_counts_one_answer(
     with pytest.raises(ClientError) as again:
         sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approve"}))
     assert error_code(again.value) == "TaskTimedOut"
-    execution = wait_for_outcome(sfn, execution_arn, timeout=30)
+    execution = ended(sfn, execution_arn, timeout=30)
     assert (execution.output["outcome"], execution.output["decidedBy"]) == ("REJECTED", "alice")
 
 
@@ -174,7 +167,7 @@ def run(sfn: Any, stack: Stack, test_case: str, approvers: list[str], name: str 
     execution_arn = sfn.start_execution(stateMachineArn=f"{stack.outputs['StateMachineArn']}#{test_case}",
                                         input=json.dumps(execution_input), **({"name": name} if name else {}))[
         "executionArn"]
-    return wait_for_outcome(sfn, execution_arn, timeout=30)
+    return ended(sfn, execution_arn, timeout=30)
 
 
 def test_test_case_execution_belongs_to_the_state_machine_and_answers_without_a_callback(
@@ -254,4 +247,5 @@ def test_example_mock_config_file_runs_on_the_embedded_engine(
     if decided_by:
         assert execution.output["decidedBy"] == decided_by
     if test_case == "TallyResponseLost":  # its responses call the real DynamoDB: the tally holds the approvals
-        assert set(execution.output["approvals"]) <= tally(cloud, stack, execution.arn)["approvals"]
+        assert set(execution.output["approvals"]) <= tally(cloud.client("dynamodb"), stack.outputs["TableName"],
+                                                           execution.arn).approvals

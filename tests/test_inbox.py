@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from endpoint import client
+from support import ended, live_tokens, requests_out
 
 from earlyexit.polling import wait_until
 
@@ -132,25 +133,18 @@ class Inbox:
         return self.open(url, {"nonce": self.open(url).nonce, "decision": decision, "comment": comment})
 
     def outcome(self, execution_arn: str) -> dict[str, Any]:
-        sfn = self.client("stepfunctions")
-        described = wait_until(lambda: (lambda d: d if d["status"] != "RUNNING" else None)(
-            sfn.describe_execution(executionArn=execution_arn)), timeout=20, what=f"the end of {execution_arn}")
-        assert described["status"] == "SUCCEEDED", described
-        return dict(json.loads(described["output"]))
+        execution = ended(self.client("stepfunctions"), execution_arn, timeout=20)
+        assert execution.status == "SUCCEEDED", (execution.status, execution.error, execution.cause)
+        assert execution.output is not None
+        return execution.output
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return list(self.client("stepfunctions").get_execution_history(
             executionArn=execution_arn, maxResults=1000)["events"])
 
-    def tokens(self, execution_arn: str) -> dict[str, str]:
-        """approver -> task token, from the history (what the inbox must never show)."""
-        tokens = {}
-        for event in self.history(execution_arn):
-            parameters = json.loads((event.get("taskScheduledEventDetails") or {}).get("parameters") or "{}")
-            for entry in parameters.get("Entries", []):
-                detail = entry["Detail"] if isinstance(entry["Detail"], dict) else json.loads(entry["Detail"])
-                tokens[detail["approver"]] = detail["taskToken"]
-        return tokens
+    def tokens(self, execution_arn: str, count: int) -> dict[str, str]:
+        """approver -> task token, once ``count`` approvers are asked (what the inbox must never show)."""
+        return live_tokens(requests_out(self.client("stepfunctions"), execution_arn, count))
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +192,7 @@ def test_a_duplicated_event_gets_the_same_id_and_no_second_notification(inbox: I
     alice, bob = names("alice", "bob")
     arn = inbox.start("either-or", [alice, bob])
     first = inbox.link(alice)
-    token = wait_until(lambda: inbox.tokens(arn).get(alice), timeout=10, what="alice's token")
+    token = inbox.tokens(arn, 2)[alice]
     detail = {"pattern": "either-or", "executionArn": arn, "approver": alice, "taskToken": token,
               "request": {"laptop": "14-inch"}, "deadline": "2099-01-01T00:00:00Z"}
     inbox.client("events").put_events(Entries=[{"Source": "earlyexit", "DetailType": "ApprovalRequested",
@@ -389,7 +383,7 @@ def test_the_token_index_is_not_reachable_as_a_link(inbox: Inbox) -> None:
     alice, bob = names("alice", "bob")
     arn = inbox.start("either-or", [alice, bob])
     inbox.link(alice)
-    token = inbox.tokens(arn)[alice]
+    token = inbox.tokens(arn, 2)[alice]
     key = urllib.parse.quote("token#" + hashlib.sha256(token.encode()).hexdigest(), safe="")
     assert inbox.open(f"{inbox.ready['stacks']['inbox']['InboxUrl']}/requests/{key}").status == 404
 
@@ -450,7 +444,7 @@ def test_no_task_token_is_in_any_page_notification_or_log_line(inbox: Inbox) -> 
     inbox.answer(alice, "approve", "ok")
     inbox.outcome(arn)
     inbox.open(inbox.link(bob), {"nonce": "x", "decision": "approve"})
-    tokens = set(inbox.tokens(arn).values())
+    tokens = set(inbox.tokens(arn, 2).values())
     assert len(tokens) == 2
     notifications = [json.dumps(m) for approver in (alice, bob) for m in inbox.mailbox.received(approver)]
     logs = inbox.client("logs")

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from endpoint import client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support import ended
 
 from earlyexit.polling import wait_until
 
@@ -97,13 +98,10 @@ class Inbox:
                                             input=json.dumps(execution_input))["executionArn"])
 
     def outcome(self, execution_arn: str) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
-            return described if described["status"] != "RUNNING" else None
-
-        described = wait_until(probe, timeout=OUTCOME_TIMEOUT, what=f"the outcome of {execution_arn}")
-        assert described["status"] == "SUCCEEDED", described
-        return dict(json.loads(described["output"]))
+        execution = ended(self.sfn, execution_arn, timeout=OUTCOME_TIMEOUT)
+        assert execution.status == "SUCCEEDED", (execution.status, execution.error, execution.cause)
+        assert execution.output is not None
+        return execution.output
 
     def page(self, **context: Any) -> Page:
         page = self.browser.new_context(**context).new_page()

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from earlyexit.tools.bench import LoadResult, combined, run_load, run_load_on_engines
 from earlyexit.local import Cloud
+from earlyexit.tools.bench import LoadResult, combined, run_load, run_load_on_engines
 
 
 @pytest.mark.load

@@ -6,21 +6,26 @@ import itertools
 import json
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from support import (
+    Tally,
     answer_at_once,
     ended,
     error_code,
     expected,
     play,
+    play_to_the_deadline,
     record,
     record_at_once,
     requests_out,
     send_answer,
+    settle,
+    tally,
     timeless,
     unique,
     wait_until_counted,
@@ -45,19 +50,10 @@ def arn(quorum: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def tally(cloud: Cloud, quorum: Stack):
-    """The tally item of an execution, read consistently: {"approvals": [...], "rejections": [...], ...}."""
+def tallied(cloud: Cloud, quorum: Stack) -> Callable[[str], Tally | None]:
+    """The tally item of an execution of the quorum stack (None when it has none)."""
     ddb = cloud.client("dynamodb")
-
-    def read(execution_arn: str) -> dict[str, Any] | None:
-        item = ddb.get_item(TableName=quorum.outputs["TableName"], Key={"executionArn": {"S": execution_arn}},
-                            ConsistentRead=True).get("Item")
-        if item is None:
-            return None
-        return {"approvals": sorted(item.get("approvals", {}).get("SS", [])),
-                "rejections": sorted(item.get("rejections", {}).get("SS", [])),
-                "expiresAt": int(item["expiresAt"]["N"])}
-    return read
+    return lambda execution_arn: tally(ddb, quorum.outputs["TableName"], execution_arn)
 
 
 def in_order(names: list[str]) -> list[str]:
@@ -65,7 +61,7 @@ def in_order(names: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("pair", list(itertools.permutations(APPROVERS, 2)), ids="-then-".join)
-def test_second_approval_meets_quorum_and_stops_third_flow(sfn: Any, arn: str, tally: Any,
+def test_second_approval_meets_quorum_and_stops_third_flow(sfn: Any, arn: str, tallied: Any,
                                                            pair: tuple[str, str]) -> None:
     answers = [(pair[0], "approve"), (pair[1], "approve")]
     execution = play(sfn, arn, APPROVERS, answers, quorum=2, request={"budget": 5000})
@@ -73,7 +69,7 @@ def test_second_approval_meets_quorum_and_stops_third_flow(sfn: Any, arn: str, t
                                           "approvals": in_order(list(pair)), "rejections": [],
                                           "decisions": record(answers), "decidedBy": pair[1], "quorum": 2}
     assert execution.exited_by == Exit(QUORUM.MET, pair[1])
-    assert tally(execution.arn)["approvals"] == sorted(pair)
+    assert tallied(execution.arn).approvals == set(pair)
     third = next(r for r in execution.requests if r.approver not in pair)
     with pytest.raises(ClientError) as refused:
         sfn.send_task_success(taskToken=third.task_token, output=json.dumps({"decision": "approve"}))
@@ -177,21 +173,21 @@ def test_forty_approvers_are_all_asked_at_once(sfn: Any, arn: str) -> None:
 
 
 @pytest.mark.load
-def test_forty_approvers_answering_at_the_same_instant_lose_no_decision(sfn: Any, arn: str, tally: Any) -> None:
+def test_forty_approvers_answering_at_the_same_instant_lose_no_decision(sfn: Any, arn: str, tallied: Any) -> None:
     rng = random.Random(40)
     approvers = board(40)
     plans = [(rng.randint(1, 40), [rng.choice(["approve", "reject"]) for _ in approvers]) for _ in range(20)]
 
     def run(plan: tuple[int, list[str]]) -> tuple[Execution, dict[str, Any]]:
         k, decisions = plan
-        execution = play(sfn, arn, approvers, list(zip(approvers, decisions)), simultaneous=True, quorum=k,
-                         timeout_seconds=300)
-        return execution, tally(execution.arn)
+        answers = list(zip(approvers, decisions, strict=True))
+        execution = play(sfn, arn, approvers, answers, simultaneous=True, quorum=k, timeout_seconds=300)
+        return execution, tallied(execution.arn)
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # 4 executions at a time, 40 answers at once in each
         results = list(pool.map(run, plans))
-    for (k, decisions), (execution, recorded) in zip(plans, results):
-        check_simultaneous(execution, approvers, k, dict(zip(approvers, decisions)), recorded)
+    for (k, decisions), (execution, recorded) in zip(plans, results, strict=True):
+        check_simultaneous(execution, approvers, k, dict(zip(approvers, decisions, strict=True)), recorded)
 
 
 # -- deadline, tally, late answers ----------------------------------------------------------------
@@ -219,38 +215,38 @@ def test_a_default_quorum_larger_than_the_board_is_invalid_input_on_quorum(cloud
 
 def test_deadline_times_out_with_the_decisions_received_so_far(sfn: Any, arn: str) -> None:
     answers = [("bob", "approve"), ("alice", "approve")]
-    execution = play(sfn, arn, APPROVERS, answers, quorum=3, timeout_seconds=1)
+    execution = play_to_the_deadline(sfn, arn, APPROVERS, answers, quorum=3)  # 1 s, longer if it overtook them
     assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
                                           "approvals": ["alice", "bob"], "rejections": [],
                                           "decisions": record(answers), "decidedBy": None, "quorum": 3}
     assert execution.exited_by == Exit(DEADLINE_PASSED, None)
 
 
-def test_deadline_with_no_decision_times_out_with_empty_lists(sfn: Any, arn: str, tally: Any) -> None:
+def test_deadline_with_no_decision_times_out_with_empty_lists(sfn: Any, arn: str, tallied: Any) -> None:
     execution = play(sfn, arn, APPROVERS, quorum=2, timeout_seconds=1)
     assert timeless(execution.output) == {"outcome": "TIMED_OUT", "pattern": "quorum", "request": {},
                                           "approvals": [], "rejections": [], "decisions": [], "decidedBy": None,
                                           "quorum": 2}
     assert execution.exited_by == Exit(DEADLINE_PASSED, None)
-    assert tally(execution.arn) is None
+    assert tallied(execution.arn) is None
 
 
-def test_tally_item_expires_after_the_deadline(sfn: Any, arn: str, tally: Any) -> None:
+def test_tally_item_expires_after_the_deadline(sfn: Any, arn: str, tallied: Any) -> None:
     before = time.time()
     execution = play(sfn, arn, APPROVERS, [("alice", "approve"), ("bob", "approve")], quorum=2,
                      timeout_seconds=3600)
-    expires = tally(execution.arn)["expiresAt"]
+    expires = tallied(execution.arn).expires_at
     assert before + 3600 < expires <= time.time() + 3600 + 86400
 
 
-def test_late_decision_after_the_outcome_is_refused_and_changes_nothing(sfn: Any, arn: str, tally: Any) -> None:
+def test_late_decision_after_the_outcome_is_refused_and_changes_nothing(sfn: Any, arn: str, tallied: Any) -> None:
     execution = play(sfn, arn, APPROVERS, [("alice", "reject"), ("bob", "reject")], quorum=2)
     carol = execution.request_for("carol")
     with pytest.raises(ClientError) as refused:
         send_answer(sfn, carol.task_token, "approve")
     assert error_code(refused.value) == "TaskTimedOut"
     assert read_execution(sfn, execution.arn).output == execution.output
-    assert tally(execution.arn)["approvals"] == []
+    assert tallied(execution.arn).approvals == set()
 
 
 # -- invalid input --------------------------------------------------------------------------------
@@ -283,12 +279,12 @@ INVALID_INPUTS = [
 @pytest.mark.parametrize(("execution_input", "cause"), INVALID_INPUTS,
                          ids=[json.dumps(i)[:60] for i, _ in INVALID_INPUTS])
 def test_invalid_input_fails_naming_the_field_and_rule_before_any_request_or_write(
-        sfn: Any, arn: str, tally: Any, execution_input: Any, cause: str) -> None:
+        sfn: Any, arn: str, tallied: Any, execution_input: Any, cause: str) -> None:
     execution_arn = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))["executionArn"]
     execution = ended(sfn, execution_arn)
     assert (execution.status, execution.error, execution.cause) == ("FAILED", "InvalidInput", cause)
     assert execution.requests == [] and execution.transitions <= 2
-    assert tally(execution_arn) is None
+    assert tallied(execution_arn) is None
 
 
 @pytest.mark.parametrize("execution_input", [{"approvers": ["alice", "bob"], "quorum": 2},
@@ -305,31 +301,30 @@ def test_boundary_inputs_are_accepted(sfn: Any, arn: str, execution_input: dict[
 
 
 def check_simultaneous(execution: Execution, approvers: list[str], quorum: int, decisions: dict[str, str],
-                       recorded: dict[str, Any]) -> None:
-    """Whatever order simultaneous answers land in: the outcome the answers imply, a decider on the winning side
-    (or none: the first flow to end the Parallel wrote after the outcome was settled the other way), no decision
-    the output lists missing from the tally, and one record per decision listed."""
+                       recorded: Tally | None) -> None:
+    """Whatever order simultaneous answers land in: the outcome the rule gives (everyone answers, so any order gives
+    the same), lists that settle it as a tally read would, a decider on the winning side (or none: the first flow
+    to end the Parallel wrote after the outcome was settled the other way), no decision the output lists missing
+    from the tally, and one record per decision listed."""
     output = execution.output
     assert execution.status == "SUCCEEDED", execution.error
-    approving = sum(1 for d in decisions.values() if d == "approve")
-    assert output["outcome"] == ("APPROVED" if approving >= quorum else "REJECTED")
+    rule = expected(approvers, list(decisions.items()), quorum)
+    assert output["outcome"] == rule.outcome
+    assert settle(approvers, quorum, [("", set(output["approvals"]), set(output["rejections"]))])[0] == rule.outcome
     winning = "approve" if output["outcome"] == "APPROVED" else "reject"
     assert output["decidedBy"] is None or decisions[output["decidedBy"]] == winning, output["decidedBy"]
-    if output["outcome"] == "APPROVED":
-        assert len(output["approvals"]) >= quorum
-    else:
-        assert len(output["rejections"]) > len(approvers) - quorum
     assert all(decisions[a] == "approve" for a in output["approvals"])
     assert all(decisions[a] == "reject" for a in output["rejections"])
-    assert set(output["approvals"]) <= set(recorded["approvals"])
-    assert set(output["rejections"]) <= set(recorded["rejections"])
+    assert recorded is not None
+    assert set(output["approvals"]) <= recorded.approvals
+    assert set(output["rejections"]) <= recorded.rejections
     listed = output["approvals"] + output["rejections"]
     kept = timeless(output)["decisions"]  # oldest first, in an order the test cannot know: compared sorted
     assert sorted(kept, key=lambda d: d["approver"]) == record_at_once(sorted((a, decisions[a]) for a in listed))
 
 
 def test_simultaneous_answers_over_54_executions_lose_no_decision_and_decide_correctly(
-        sfn: Any, arn: str, tally: Any) -> None:
+        sfn: Any, arn: str, tallied: Any) -> None:
     combos = [(q, d) for q in (1, 2, 3) for d in itertools.product(("approve", "reject"), repeat=3)]
     plans = combos * 2 + [(2, ("approve", "approve", "reject"))] * 6  # exactly at quorum, the common case
     assert len(plans) >= 50
@@ -337,11 +332,12 @@ def test_simultaneous_answers_over_54_executions_lose_no_decision_and_decide_cor
     def run(plan: tuple[int, tuple[str, str, str]]) -> tuple[Execution, dict[str, Any]]:
         quorum, decisions = plan
         execution_arn = start_approval(sfn, arn, list(APPROVERS), quorum=quorum, timeout_seconds=120)
-        answer_at_once(sfn, execution_arn, list(zip(APPROVERS, decisions)))
+        answer_at_once(sfn, execution_arn, list(zip(APPROVERS, decisions, strict=True)))
         execution = ended(sfn, execution_arn)
-        return execution, tally(execution.arn)
+        return execution, tallied(execution.arn)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(run, plans))
-    for (quorum, decisions), (execution, recorded) in zip(plans, results):
-        check_simultaneous(execution, list(APPROVERS), quorum, dict(zip(APPROVERS, decisions)), recorded)
+    for (quorum, decisions), (execution, recorded) in zip(plans, results, strict=True):
+        check_simultaneous(execution, list(APPROVERS), quorum, dict(zip(APPROVERS, decisions, strict=True)),
+                           recorded)

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from support import latest_tokens, recorded, send_answer, wait_until_counted
+from support import ended, live_tokens, requests_out, send_answer, wait_until_counted, wait_until_recorded
 
 from earlyexit import engine, states
-from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
+from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.history import Execution, history_events, state_transitions
 from earlyexit.local import Cloud, Stack
@@ -181,8 +181,8 @@ def _approve_after_round(number: int, *groups: list[str]) -> Callable[..., None]
             if number + index > 0:
                 wait_for_round(sfn, arn, number + index)
             send_at_once(sfn, [(tokens[a], "approve") for a in group])
-            wait_until(lambda g=group: set(g) <= recorded(ddb, table, arn), timeout=20, first_pause=0.02,
-                       what=f"{len(group)} approvals in the tally of {arn}")
+            for approver in group:
+                wait_until_recorded(ddb, table, arn, approver)
     return act
 
 
@@ -247,10 +247,10 @@ def _play(cloud: Cloud, stacks: dict[str, Stack], plan: Plan) -> Played:
     stack = stacks[plan.pattern]
     arn = start_approval(sfn, stack.outputs["StateMachineArn"], plan.approvers, request=REQUEST, quorum=plan.quorum,
                          timeout_seconds=plan.timeout_seconds, reminder_seconds=plan.reminder_seconds)
-    tokens = latest_tokens(sfn, arn, len(plan.approvers), timeout=30)
+    tokens = live_tokens(requests_out(sfn, arn, len(plan.approvers), timeout=30))
     if plan.act is not None:
         plan.act(sfn, ddb, stack.outputs.get("TableName", ""), arn, tokens)
-    execution = wait_for_outcome(sfn, arn, timeout=plan.timeout_seconds + 30)
+    execution = ended(sfn, arn, timeout=plan.timeout_seconds + 30)
     return Played(plan.pattern, plan.timeout_seconds, plan.reminder_seconds, plan.approvers, execution,
                   history_events(sfn, arn))
 
@@ -450,7 +450,7 @@ def test_reminders_are_delivered_as_eventbridge_events_a_rule_routes(
                                             request=REQUEST, timeout_seconds=3, reminder_seconds=1),
                 "quorum": start_approval(sfn, quorum.outputs["StateMachineArn"], THREE, request=REQUEST, quorum=2,
                                          timeout_seconds=3, reminder_seconds=1)}
-        ended = {p: wait_for_outcome(sfn, arn, timeout=30) for p, arn in arns.items()}
+        outcomes = {p: ended(sfn, arn, timeout=30) for p, arn in arns.items()}
         received: list[dict[str, Any]] = []
 
         def all_delivered() -> bool:
@@ -470,7 +470,7 @@ def test_reminders_are_delivered_as_eventbridge_events_a_rule_routes(
         approvers = ["alice", "bob"] if pattern == "either-or" else THREE
         assert sorted((e["detail"]["reminder"], e["detail"]["approver"]) for e in mine) == [
             (n, a) for n in (1, 2) for a in approvers]
-        deadline = deadline_of(ended[pattern].started_at, 3)
+        deadline = deadline_of(outcomes[pattern].started_at, 3)
         for event in mine:
             assert event["detail"] == {"pattern": pattern, "executionArn": arn, "approver": event["detail"]["approver"],
                                        "request": REQUEST, "deadline": deadline,
@@ -526,14 +526,14 @@ def test_a_round_that_cannot_be_sent_is_skipped_and_the_execution_ends_as_the_ru
     faults.wait_fired(state=state, execution_arn=arn, count=attempts, timeout=20)
     faults.remove(rule)
     wait_for_round(sfn, arn, 2)
-    tokens = latest_tokens(sfn, arn, len(approvers))
+    tokens = live_tokens(requests_out(sfn, arn, len(approvers)))
     if pattern == "either-or":
         send_answer(sfn, tokens["bob"], "reject")
     else:
         send_answer(sfn, tokens["alice"], "approve")
         wait_until_counted(sfn, arn, "alice")
         send_answer(sfn, tokens["carol"], "approve")
-    execution = wait_for_outcome(sfn, arn, timeout=30)
+    execution = ended(sfn, arn, timeout=30)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.output is not None
     assert (execution.output["outcome"], execution.output["decidedBy"]) == (
@@ -561,7 +561,7 @@ def test_a_slow_round_pushes_neither_the_later_rounds_nor_the_deadline_back(
                    reminder_seconds=1, name=name)
     faults.wait_fired(state=states.EITHER_OR.REMIND, execution_arn=arn, count=1, timeout=20)
     faults.remove(rule)  # round 1 alone is slow
-    execution = wait_for_outcome(sfn, arn, timeout=30)
+    execution = ended(sfn, arn, timeout=30)
     deadline = execution.started_at + timedelta(seconds=4)
     late = [c.number for c in reminder_calls(history_events(sfn, arn)) if c.at >= deadline]
     assert late == [], f"rounds {late} sent after the deadline"
@@ -587,7 +587,7 @@ def test_reminders_that_would_pass_max_rounds_are_spaced_so_that_max_rounds_are_
     assert check_input("either-or", execution_input) is None
     arn = start_approval(sfn, either_or.outputs["StateMachineArn"], ["alice", "bob"], timeout_seconds=1002,
                          reminder_seconds=1)
-    execution = wait_for_outcome(sfn, arn, timeout=90)
+    execution = ended(sfn, arn, timeout=90)
     assert execution.output is not None and execution.output["outcome"] == "TIMED_OUT"
     assert list(rounds(history_events(sfn, arn))) == list(range(1, MAX_ROUNDS + 1))
 

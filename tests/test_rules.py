@@ -12,6 +12,7 @@ from support import unique
 from earlyexit.approvals import read_approval
 from earlyexit.history import Execution
 from earlyexit.local import Cloud, Stack
+from earlyexit.patterns import PATTERNS
 from earlyexit.polling import wait_until
 from earlyexit.rules import BLANK, Violation, check_input, is_integer
 
@@ -138,7 +139,7 @@ def test_either_or_ignores_quorum() -> None:
 
 
 @pytest.mark.parametrize(("field", "cause"), [("timeoutSeconds", TIMEOUT), ("request", REQUEST)])
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_timeout_and_request_have_the_same_cause_in_both_patterns(pattern: str, field: str, cause: str) -> None:
     execution_input = {"approvers": TWO, "quorum": 1, field: "x"}
     assert check_input(pattern, execution_input) == Violation(field, cause)
@@ -168,7 +169,7 @@ def test_inputs_at_the_edge_of_the_rules_are_valid(name: str, pattern: str, exec
 def machines(request: pytest.FixtureRequest) -> dict[str, str]:
     """Each pattern's state machine ARN."""
     return {pattern: request.getfixturevalue(pattern.replace("-", "_")).outputs["StateMachineArn"]
-            for pattern in ("either-or", "quorum")}
+            for pattern in PATTERNS}
 
 
 def verdict(sfn: Any, state_machine_arn: str, execution_input: Any) -> Violation | None:
@@ -219,7 +220,7 @@ def test_the_state_machine_applies_the_default_quorum_rule_as_the_rules_do(
         "quorum", execution_input, default_quorum=3)
 
 
-@pytest.mark.parametrize("pattern", ["either-or", "quorum"])
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_the_state_machine_checks_reminders_against_the_stack_s_default_deadline(
         sfn: Any, machines: dict[str, str], pattern: str) -> None:
     execution_input = {"approvers": THREE if pattern == "quorum" else TWO, "quorum": 2, "reminderSeconds": 86_400}

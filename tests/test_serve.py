@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from endpoint import READY_TIMEOUT, client, serving
-from support import record, timeless
+from support import described_end, ended, live_tokens, record, requests_out, tally, timeless
 
+from earlyexit.patterns import PATTERNS, STACKS, stack_folder
 from earlyexit.polling import wait_until
 
 pytestmark = pytest.mark.engine
@@ -34,29 +35,12 @@ def server(served: dict[str, Any]) -> Endpoint:
     return served["endpoint"], served["stacks"], served["approvalQueueUrl"]
 
 
-def _tokens(sfn: Any, execution_arn: str, count: int) -> dict[str, str]:
-    """approver -> task token, read from the ApprovalRequested events in the history (plain boto3)."""
-    def probe() -> dict[str, str] | None:
-        tokens: dict[str, str] = {}
-        for event in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
-            parameters = json.loads((event.get("taskScheduledEventDetails") or {}).get("parameters") or "{}")
-            if "Entries" in parameters:
-                detail = parameters["Entries"][0]["Detail"]
-                detail = json.loads(detail) if isinstance(detail, str) else detail
-                tokens[detail["approver"]] = detail["taskToken"]
-        return tokens if len(tokens) >= count else None
-
-    return wait_until(probe, timeout=10, what=f"{count} requests of {execution_arn}")
-
-
 def _outcome(sfn: Any, execution_arn: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        return described if described["status"] != "RUNNING" else None
-
-    described = wait_until(probe, timeout=10, what=f"the outcome of {execution_arn}")
-    assert described["status"] == "SUCCEEDED", described
-    return dict(json.loads(described["output"]))
+    """The output of the execution, once it has SUCCEEDED."""
+    execution = ended(sfn, execution_arn)
+    assert execution.status == "SUCCEEDED", (execution.status, execution.error, execution.cause)
+    assert execution.output is not None
+    return execution.output
 
 
 def _start(url: str, state_machine_arn: str, approvers: list[str], **extra: Any) -> str:
@@ -72,21 +56,21 @@ def _decide(url: str, token: str, decision: str) -> None:
 def test_ready_line_names_the_endpoint_and_both_stacks_outputs(server: Endpoint) -> None:
     url, stacks, _ = server
     assert url.startswith("http://127.0.0.1:")
-    assert set(stacks) == {"either-or", "quorum", "inbox"}
-    for pattern, outputs in ((p, stacks[p]) for p in ("either-or", "quorum")):
+    assert set(stacks) == set(STACKS)
+    for pattern, outputs in ((p, stacks[p]) for p in PATTERNS):
         assert outputs["StateMachineArn"].startswith("arn:aws:states:us-east-1:")
         assert outputs["StateMachineArn"].endswith(f":stateMachine:{outputs['StateMachineName']}")
-        assert outputs["StateMachineName"].startswith(f"earlyexit-{pattern}-")
+        assert outputs["StateMachineName"].startswith(f"{stack_folder(pattern).default_stack_name}-")
     assert "TableName" in stacks["quorum"] and "TableName" not in stacks["either-or"]
     machines = {m["stateMachineArn"] for m in client(url, "stepfunctions").list_state_machines()["stateMachines"]}
-    assert {stacks[p]["StateMachineArn"] for p in ("either-or", "quorum")} <= machines
+    assert {stacks[p]["StateMachineArn"] for p in PATTERNS} <= machines
 
 
 def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(server: Endpoint) -> None:
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
-    _decide(url, _tokens(sfn, arn, 2)["bob"], "approve")
+    _decide(url, live_tokens(requests_out(sfn, arn, 2))["bob"], "approve")
     output = _outcome(sfn, arn)
     assert timeless(output) == {"outcome": "APPROVED", "pattern": "either-or", "request": {"laptop": "14-inch"},
                                 "approvals": ["bob"], "rejections": [], "decisions": record([("bob", "approve")]),
@@ -97,24 +81,23 @@ def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["quorum"]["StateMachineArn"], ["alice", "bob", "carol"], quorum=2)
-    tokens = _tokens(sfn, arn, 3)
+    tokens = live_tokens(requests_out(sfn, arn, 3))
     _decide(url, tokens["alice"], "approve")
     _decide(url, tokens["carol"], "approve")
     output = _outcome(sfn, arn)
     assert output["outcome"] == "APPROVED"
     assert output["quorum"] == 2
     assert sorted(output["approvals"]) == ["alice", "carol"]
-    item = client(url, "dynamodb").get_item(TableName=stacks["quorum"]["TableName"],
-                                             Key={"executionArn": {"S": arn}}, ConsistentRead=True).get("Item")
-    assert item is not None, "no tally item for the execution"
-    assert sorted(item["approvals"]["SS"]) == ["alice", "carol"]
+    recorded = tally(client(url, "dynamodb"), stacks["quorum"]["TableName"], arn)
+    assert recorded is not None, "no tally item for the execution"
+    assert recorded.approvals == {"alice", "carol"}
 
 
 def test_a_decision_after_the_outcome_is_refused_with_task_timed_out(server: Endpoint) -> None:
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
-    tokens = _tokens(sfn, arn, 2)
+    tokens = live_tokens(requests_out(sfn, arn, 2))
     _decide(url, tokens["alice"], "reject")
     assert _outcome(sfn, arn)["outcome"] == "REJECTED"
     with pytest.raises(ClientError) as refused:
@@ -239,8 +222,7 @@ def test_max_executions_keeps_only_the_latest_finished_executions() -> None:
         for _ in range(3):  # one after the other: each fails on its input before the next starts
             arns.append(sfn.start_execution(stateMachineArn=stacks["either-or"]["StateMachineArn"],
                                             input=json.dumps({"approvers": []}))["executionArn"])
-            wait_until(lambda: sfn.describe_execution(executionArn=arns[-1])["status"] == "FAILED", timeout=10,
-                       what="the execution to fail on its input")
+            assert described_end(sfn, arns[-1], timeout=10)["status"] == "FAILED"  # on its input
         with pytest.raises(ClientError) as dropped:
             sfn.describe_execution(executionArn=arns[0])
         kept = [sfn.describe_execution(executionArn=arn)["status"] for arn in arns[1:]]

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from support import ended, requests_out
 
-from earlyexit.approvals import decide, read_approval, start_approval, wait_for_outcome, wait_for_requests
+from earlyexit.approvals import decide, read_approval, start_approval
 from earlyexit.history import ApprovalRequest, Decision, Execution, TimelineEntry
 from earlyexit.local import Stack
 from earlyexit.tools.timeline import duration, elapsed, render_execution, started_text, watch_execution
@@ -40,10 +41,10 @@ def three_of_five(sfn: Any, quorum: Stack) -> Execution:
     name = f"{'quarterly-budget-review-' * 2}{uuid.uuid4()}"[:80]
     arn = start_approval(sfn, quorum.outputs["StateMachineArn"], FIVE, request={"budget": 1_250_000}, quorum=3,
                          timeout_seconds=60, name=name)
-    wait_for_requests(sfn, arn, len(FIVE))
+    requests_out(sfn, arn, len(FIVE))
     for approver, decision in [("bob", "reject"), ("alice", "approve"), ("dave", "approve"), ("erin", "approve")]:
         decide(sfn, arn, approver, decision, comment=f"{approver} has read the whole proposal and says so")
-    return wait_for_outcome(sfn, arn)
+    return ended(sfn, arn)
 
 
 @pytest.fixture
@@ -125,7 +126,7 @@ def test_a_custom_title_replaces_the_execution_name(three_of_five: Execution) ->
 def test_watch_shows_who_was_asked_and_who_is_pending_before_the_first_answer(sfn: Any, quorum: Stack) -> None:
     arn = start_approval(sfn, quorum.outputs["StateMachineArn"], ["alice", "bob", "carol"], quorum=2,
                          timeout_seconds=60)
-    wait_for_requests(sfn, arn, 3)
+    requests_out(sfn, arn, 3)
     reads: list[Execution] = []
 
     def read() -> Execution:
