@@ -487,9 +487,7 @@ def test_a_task_past_its_timeout_fails_states_timeout(sfn: Any, role_arn: str, q
     assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
 
 
-@pytest.mark.parametrize("name", [pytest.param("States.HeartbeatTimeout", marks=pytest.mark.xfail(
-    strict=True, reason="moto reports a heartbeat timeout as States.Timeout, which a Catch of "
-                        "States.HeartbeatTimeout does not match: " + ERRORS)), "States.Timeout"])
+@pytest.mark.parametrize("name", ["States.HeartbeatTimeout", "States.Timeout"])
 def test_a_task_without_heartbeat_is_caught_as_a_heartbeat_timeout(sfn: Any, role_arn: str, queue_url: str,
                                                                     name: str) -> None:
     """concepts-error-handling.html: States.HeartbeatTimeout, "A Task state failed to send a heartbeat for a period
@@ -502,6 +500,17 @@ def test_a_task_without_heartbeat_is_caught_as_a_heartbeat_timeout(sfn: Any, rol
         "Caught": {"Type": "Pass", "End": True}}}
     described = run(sfn, role_arn, machine, {})
     assert described["status"] == "SUCCEEDED"
+
+
+def test_a_heartbeat_timeout_uncaught_fails_states_timeout(sfn: Any, role_arn: str, queue_url: str) -> None:
+    """concepts-error-handling.html, States.Timeout: a task that "failed to send a heartbeat for a period longer
+    than the HeartbeatSeconds value"; a Catch of another States error leaves it."""
+    machine = {"StartAt": "Ask", "States": {
+        "Ask": {**callback_task(queue_url, TimeoutSeconds=30, HeartbeatSeconds=1), "End": True,
+                "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "Caught"}]},
+        "Caught": {"Type": "Pass", "End": True}}}
+    described = run(sfn, role_arn, machine, {})
+    assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
 
 
 def _token(cloud: Any, queue: str) -> str:

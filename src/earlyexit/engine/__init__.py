@@ -48,6 +48,7 @@ from earlyexit.engine.fixes import (  # noqa: E402 - after the version check
     services,
     shapes,
     stopping,
+    task_errors,
     tokens,
     waits,
 )
@@ -103,6 +104,7 @@ FIXES = (
     jsonpath.result_path_match_failure,
     jsonpath.string_format_placeholders_only,
     jsonpath.string_matches_as_aws,
+    task_errors.heartbeat_timeouts_caught_by_name,
     definitions.definitions_parsed_independently,
     definitions.definitions_validated_as_aws,
     definitions.validate_state_machine_definition,
