@@ -623,31 +623,25 @@ def distributed_map(tolerated: dict[str, Any]) -> dict[str, Any]:
     return one({"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": processor, **tolerated})
 
 
-PERCENTAGE_REFUSED = pytest.mark.xfail(strict=True, reason="moto's ASL grammar refuses an integer "
-                                       "ToleratedFailurePercentage (SCHEMA_VALIDATION_FAILED): " + DISTRIBUTED_MAP)
-THRESHOLD_IGNORED = pytest.mark.xfail(strict=True, reason="moto's distributed Map succeeds past ToleratedFailureCount "
-                                      "0 (no States.ExceedToleratedFailureThreshold): " + DISTRIBUTED_MAP)
-
-
 @pytest.mark.parametrize(("tolerated", "status", "error"), [
     ({"ToleratedFailureCount": 1}, "SUCCEEDED", None),
-    pytest.param({"ToleratedFailurePercentage": 50}, "SUCCEEDED", None, marks=PERCENTAGE_REFUSED),
-    pytest.param({"ToleratedFailureCount": 0}, "FAILED", "States.ExceedToleratedFailureThreshold",
-                 marks=THRESHOLD_IGNORED),
-    pytest.param({"ToleratedFailurePercentage": 10}, "FAILED", "States.ExceedToleratedFailureThreshold",
-                 marks=PERCENTAGE_REFUSED),
+    ({"ToleratedFailurePercentage": 50.0}, "SUCCEEDED", None),
+    pytest.param({"ToleratedFailurePercentage": 50}, "SUCCEEDED", None, marks=pytest.mark.xfail(
+        strict=True, reason="moto's ASL grammar refuses an integer ToleratedFailurePercentage "
+                            "(SCHEMA_VALIDATION_FAILED): " + DISTRIBUTED_MAP)),
+    ({"ToleratedFailureCount": 0}, "FAILED", "States.ExceedToleratedFailureThreshold"),
+    ({}, "FAILED", "States.ExceedToleratedFailureThreshold"),
+    ({"ToleratedFailurePercentage": 10.0}, "FAILED", "States.ExceedToleratedFailureThreshold"),
 ])
 def test_tolerated_failures_of_a_distributed_map(sfn: Any, role_arn: str, tolerated: dict[str, Any], status: str,
                                                  error: str | None) -> None:
     """state-map-distributed.html, "Setting failure thresholds": the Map fails with
     States.ExceedToleratedFailureThreshold once more items fail than ToleratedFailureCount or
-    ToleratedFailurePercentage allow (here 1 of 3 fails)."""
+    ToleratedFailurePercentage allow (here 1 of 3 fails; both are 0 unless set)."""
     described = run(sfn, role_arn, distributed_map(tolerated), {"items": [1, 2, 3]})
     assert (described["status"], described.get("error")) == (status, error)
 
 
-@pytest.mark.xfail(strict=True, reason="moto fails States.Runtime (the S3 NoSuchKey error) instead of "
-                                       "States.ItemReaderFailed: " + ERRORS)
 def test_an_item_reader_that_cannot_read_fails_item_reader_failed(sfn: Any, role_arn: str, cloud: Any) -> None:
     """concepts-error-handling.html, States.ItemReaderFailed: "A Map state failed because it couldn't read from
     the item source specified in the ItemReader field" (here a missing S3 object)."""
