@@ -15,7 +15,8 @@ from support import ended, requests_out
 from earlyexit.approvals import decide, read_approval, start_approval
 from earlyexit.history import ApprovalRequest, Decision, Execution, TimelineEntry
 from earlyexit.local import Stack
-from earlyexit.tools.timeline import duration, elapsed, render_execution, started_text, watch_execution
+from earlyexit.tools.timeline import elapsed, render_execution, watch_execution
+from earlyexit.wording import duration, started_text
 
 WIDTH = 80
 FIVE = ["alice", "bob", "carol", "dave", "erin"]
@@ -159,9 +160,7 @@ def _started_alone(execution_input: dict[str, Any], *, status: str = "RUNNING", 
         else []
     execution = Execution(arn="arn:aws:states:us-east-1:123456789012:execution:m:e", status=status,
                           input=execution_input, output=output, error=error, cause=None, started_at=started,
-                          stopped_at=None, transitions=2, requests=requests,
-                          timeline=[TimelineEntry(started, "started", "raw")])
-    assert " ".join(shown(execution)[1].split()[1:]) in started_text(execution)  # the line the timeline shows
+                          stopped_at=None, transitions=2, requests=requests)
     return started_text(execution)
 
 

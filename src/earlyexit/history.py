@@ -9,18 +9,19 @@ reads either-or's branches and quorum's Map iterations, whatever the number of a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from earlyexit import states
+from earlyexit.wording import outcome_text, started_text
 
 __all__ = ["ApprovalRequest", "Decision", "Exit", "Execution", "TimelineEntry", "history_events", "read_execution",
            "requests_sent", "state_transitions"]
 
 # Fail states that end the execution without an outcome (no flow "decided" anything).
-_NOT_DECIDING = {states.REJECT_INVALID_INPUT, states.APPROVAL_REQUEST_NOT_DELIVERED,
-                 states.QUORUM.NOT_DELIVERED, *map(states.EITHER_OR.not_delivered, range(1, states.EITHER_OR.FLOWS + 1))}
+_NOT_DECIDING = {states.REJECT_INVALID_INPUT, states.APPROVAL_REQUEST_NOT_DELIVERED, states.QUORUM.NOT_DELIVERED,
+                 *map(states.EITHER_OR.not_delivered, range(1, states.EITHER_OR.FLOWS + 1))}
 _SAID = {"approve": "approved", "reject": "rejected", "failure": "failed the task (counted as a rejection)",
          "malformed": "answered without a valid decision (counted as a rejection)"}
 
@@ -259,8 +260,8 @@ def _exit_text(exit_: Exit, output: dict[str, Any] | None, decisions: list[Decis
     if exit_.approver is None:
         if outcome == "TIMED_OUT" or outcome is None:
             return "the deadline passed before the outcome was settled" + (counts if output else "")
-        return f"at the deadline the tally already showed the quorum {'met' if outcome == 'APPROVED' else 'unreachable'}" \
-               + counts
+        settled = "met" if outcome == "APPROVED" else "unreachable"
+        return f"at the deadline the tally already showed the quorum {settled}" + counts
     own = next((d for d in decisions if d.approver == exit_.approver), None)
     whose = f"{exit_.approver}'s {'approval' if own and own.approves else 'rejection'}"
     if quorum is None:
@@ -269,28 +270,6 @@ def _exit_text(exit_: Exit, output: dict[str, Any] | None, decisions: list[Decis
     if own is not None and own.approves == met:
         return f"{whose} {'met the quorum' if met else 'made the quorum unreachable'}{counts}"
     return f"{exit_.approver}'s flow found the quorum {'met' if met else 'unreachable'}{counts}"
-
-
-def _started_text(execution_input: dict[str, Any], approvers: list[str]) -> str:
-    names = ", ".join(approvers) or "nobody"
-    extra = []
-    if isinstance(execution_input.get("quorum"), (int, float)):
-        extra.append(f"quorum {execution_input['quorum']:g} of {len(approvers)}")
-    if isinstance(execution_input.get("timeoutSeconds"), (int, float)):
-        extra.append(f"deadline {execution_input['timeoutSeconds']:g} s")
-    if isinstance(execution_input.get("reminderSeconds"), (int, float)):
-        extra.append(f"reminders every {execution_input['reminderSeconds']:g} s")
-    return f"started: asking {names}" + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _outcome_text(status: str, output: dict[str, Any] | None, error: str | None, cause: str | None,
-                  transitions: int) -> str:
-    if output is not None:
-        by = f" by {output['decidedBy']}" if output.get("decidedBy") else ""
-        text = f"{output.get('outcome')}{by}"
-    else:
-        text = f"{status}: {error or ''} {cause or ''}".rstrip()
-    return f"{text} ({transitions} state transitions)"
 
 
 def requests_sent(events: list[dict[str, Any]]) -> list[ApprovalRequest]:
@@ -306,15 +285,12 @@ def read_execution(sfn: Any, execution_arn: str) -> Execution:
     events = history_events(sfn, execution_arn)
     parsed_input = _json(described.get("input"))
     execution_input = parsed_input if isinstance(parsed_input, dict) else {}
-    approvers = execution_input.get("approvers")
-    approvers = [a for a in approvers if isinstance(a, str)] if isinstance(approvers, list) else []
     reader = _Reader(events)
     reader.read()
     output = _json(described.get("output"))
     output = output if isinstance(output, dict) else None
     transitions = state_transitions(events)
-    timeline = [TimelineEntry(described["startDate"], "started", _started_text(execution_input, approvers)),
-                *reader.timeline]
+    timeline = list(reader.timeline)
     exit_ = _exit(reader.fails, output)
     if exit_ is not None:
         at = next(e["timestamp"] for e, state, approver in reader.fails if (state, approver) == (exit_.state,
@@ -322,13 +298,12 @@ def read_execution(sfn: Any, execution_arn: str) -> Execution:
         timeline.append(TimelineEntry(at, "exit", _exit_text(exit_, output, reader.decisions)))
     stopped_at = described.get("stopDate")
     status = described["status"]
-    if status != "RUNNING":
-        at = stopped_at or (events[-1]["timestamp"] if events else described["startDate"])
-        timeline.append(TimelineEntry(at, "outcome", _outcome_text(status, output, described.get("error"),
-                                                                   described.get("cause"), transitions)))
-    return Execution(
+    execution = Execution(
         arn=execution_arn, status=status, input=execution_input, output=output, error=described.get("error"),
         cause=described.get("cause"), started_at=described["startDate"], stopped_at=stopped_at,
-        transitions=transitions, requests=reader.requests, decisions=reader.decisions, exited_by=exit_,
-        timeline=sorted(timeline, key=lambda entry: entry.at),
-    )
+        transitions=transitions, requests=reader.requests, decisions=reader.decisions, exited_by=exit_)
+    timeline.append(TimelineEntry(described["startDate"], "started", started_text(execution)))
+    if status != "RUNNING":
+        at = stopped_at or (events[-1]["timestamp"] if events else described["startDate"])
+        timeline.append(TimelineEntry(at, "outcome", outcome_text(execution)))
+    return replace(execution, timeline=sorted(timeline, key=lambda entry: entry.at))

@@ -50,8 +50,8 @@ class EitherOrStates:
     def all(cls) -> set[str]:
         flows = range(1, cls.FLOWS + 1)
         return {VALIDATE_INPUT, REJECT_INVALID_INPUT, cls.PARALLEL, WAIT_FOR_THE_DEADLINE, REMIND_ASK_END, cls.REMIND,
-                DEADLINE_PASSED, DECIDED, APPROVAL_REQUEST_NOT_DELIVERED, *map(cls.ask, flows), *map(cls.decided, flows),
-                *map(cls.not_delivered, flows)}
+                DEADLINE_PASSED, DECIDED, APPROVAL_REQUEST_NOT_DELIVERED, *map(cls.ask, flows),
+                *map(cls.decided, flows), *map(cls.not_delivered, flows)}
 
 
 class QuorumStates:
@@ -75,9 +75,9 @@ class QuorumStates:
     @classmethod
     def all(cls) -> set[str]:
         return {VALIDATE_INPUT, REJECT_INVALID_INPUT, cls.PARALLEL, cls.MAP, cls.ASK, cls.RECORD, cls.CHECK, cls.MET,
-                cls.UNREACHABLE, cls.COUNTED, cls.NOT_DELIVERED, WAIT_FOR_THE_DEADLINE, REMIND_ASK_END, cls.READ_ANSWERED,
-                cls.REMIND_BATCHES, cls.REMIND_BATCH, cls.BATCH_SKIPPED, cls.READ_TALLY, DEADLINE_PASSED, DECIDED,
-                APPROVAL_REQUEST_NOT_DELIVERED}
+                cls.UNREACHABLE, cls.COUNTED, cls.NOT_DELIVERED, WAIT_FOR_THE_DEADLINE, REMIND_ASK_END,
+                cls.READ_ANSWERED, cls.REMIND_BATCHES, cls.REMIND_BATCH, cls.BATCH_SKIPPED, cls.READ_TALLY,
+                DEADLINE_PASSED, DECIDED, APPROVAL_REQUEST_NOT_DELIVERED}
 
 
 EITHER_OR = EitherOrStates

@@ -6,18 +6,16 @@ Lines wrap between words; elapsed times, counts and execution ids are never cut.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from earlyexit import states
 from earlyexit.history import Execution, TimelineEntry
 from earlyexit.polling import wait_until
-from earlyexit.rules import is_integer
+from earlyexit.wording import ended_without_outcome
 
-__all__ = ["console", "duration", "elapsed", "render_execution", "started_text", "watch_execution"]
+__all__ = ["console", "elapsed", "render_execution", "watch_execution"]
 
 _STYLES = {"started": "cyan", "request": "blue", "reminder": "blue", "decision": "magenta", "exit": "yellow",
            "outcome": "bold"}
@@ -49,76 +47,13 @@ def elapsed(seconds: float) -> str:
     return f"+{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
-def duration(seconds: float) -> str:
-    """A length of time as people read it: 45s, 15m, 1h, 1h30m, 1d, 364d."""
-    whole = int(seconds)
-    parts = [(whole // 86_400, "d"), (whole % 86_400 // 3_600, "h"), (whole % 3_600 // 60, "m"), (whole % 60, "s")]
-    return "".join(f"{value}{unit}" for value, unit in parts if value) or "0s"
-
-
-def _refused(execution: Execution) -> bool:
-    """The input broke a rule: the execution failed before it asked anyone."""
-    return execution.status == "FAILED" and execution.error == "InvalidInput" and not execution.requests
-
-
-def _quorum(execution: Execution) -> str | None:
-    """The quorum of a quorum execution: the input's, else the output's (the stack's DefaultQuorum)."""
-    either_or = (execution.output or {}).get("pattern") == "either-or" or any(
-        r.state != states.QUORUM.ASK for r in execution.requests)
-    if either_or:  # it ignores a quorum in its input
-        return None
-    given, count = execution.input.get("quorum"), len(execution.approvers)
-    if is_integer(given):
-        return f"quorum {int(given)} of {count}"
-    if execution.output is not None and "quorum" in execution.output:
-        return f"quorum {execution.output['quorum']} of {count} (the stack's default)"
-    asked_as_quorum = any(r.state == states.QUORUM.ASK for r in execution.requests)
-    return "quorum: the stack's DefaultQuorum" if asked_as_quorum else None
-
-
-def _deadline(execution: Execution) -> str:
-    timeout = execution.input.get("timeoutSeconds")
-    if not is_integer(timeout):
-        return "deadline: the stack's ApprovalTimeoutSeconds"
-    at = execution.started_at + timedelta(seconds=int(timeout))
-    return f"deadline {duration(timeout)}, at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-
-
-def started_text(execution: Execution) -> str:
-    """The first line: who is asked, the quorum, the deadline and reminders, each said even when the stack's
-    default applies; an input refused asks nobody."""
-    names = ", ".join(execution.approvers) or "nobody"
-    if _refused(execution):
-        return f"started: input refused, nobody asked (approvers given: {names})"
-    reminder = execution.input.get("reminderSeconds")
-    extra = [_quorum(execution), _deadline(execution),
-             f"reminders every {duration(reminder)}" if is_integer(reminder) else None]
-    return f"started: asking {names} ({', '.join(e for e in extra if e)})"
-
-
-def _ended_without_outcome(execution: Execution) -> str:
-    """Why an execution without an output ended: its error and cause, or that it was stopped."""
-    reason = ": ".join(part for part in (execution.error, execution.cause) if part)
-    if execution.status == "ABORTED":
-        return f"stopped before an outcome{f' ({reason})' if reason else ''}"
-    return reason or "no error given"
-
-
-def _text(execution: Execution, entry: TimelineEntry) -> str:
-    if entry.kind == "started":
-        return started_text(execution)
-    if entry.kind == "outcome" and execution.output is None and execution.status != "RUNNING":
-        return f"{execution.status}: {_ended_without_outcome(execution)} ({execution.transitions} state transitions)"
-    return entry.text
-
-
 def _entries(execution: Execution, entries: Iterable[TimelineEntry]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(justify="right", style="dim", no_wrap=True, min_width=_ELAPSED_WIDTH)
     grid.add_column(overflow="fold")
     for entry in entries:
         grid.add_row(elapsed((entry.at - execution.started_at).total_seconds()),
-                     Text(_text(execution, entry), style=_STYLES.get(entry.kind, "")))
+                     Text(entry.text, style=_STYLES.get(entry.kind, "")))
     return grid
 
 
@@ -132,7 +67,7 @@ def _summary(execution: Execution) -> RenderableType:
     if execution.status == "RUNNING":
         return _waiting(execution)
     if execution.output is None:
-        return Text(f"{execution.status}  {_ended_without_outcome(execution)} · {execution.transitions} transitions",
+        return Text(f"{execution.status}  {ended_without_outcome(execution)} · {execution.transitions} transitions",
                     style="bold red")
     output = execution.output
     outcome = str(output.get("outcome"))
