@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -75,7 +75,6 @@ class Case:
     output: Any = None
     error: str | None = None
     cause: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- intrinsic functions (intrinsic-functions.html), each example as the page gives it --------------------
@@ -181,14 +180,8 @@ PROCESSING_CASES = {
 }
 
 
-# Differences too big to fix now (strict: a fix makes the case pass and the mark must go).
-KNOWN_DIFFERENCES: dict[str, str] = {
-}
-
-
 def _param(case: Case, name: str, url: str) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[name])] if name in KNOWN_DIFFERENCES else []
-    return pytest.param(case, id=f"{name} ({url})", marks=marks)
+    return pytest.param(case, id=f"{name} ({url})")
 
 
 def _cases(cases: dict[str, Case], url: str) -> list[Any]:
@@ -626,9 +619,8 @@ def distributed_map(tolerated: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(("tolerated", "status", "error"), [
     ({"ToleratedFailureCount": 1}, "SUCCEEDED", None),
     ({"ToleratedFailurePercentage": 50.0}, "SUCCEEDED", None),
-    pytest.param({"ToleratedFailurePercentage": 50}, "SUCCEEDED", None, marks=pytest.mark.xfail(
-        strict=True, reason="moto's ASL grammar refuses an integer ToleratedFailurePercentage "
-                            "(SCHEMA_VALIDATION_FAILED): " + DISTRIBUTED_MAP)),
+    ({"ToleratedFailurePercentage": 50}, "SUCCEEDED", None),
+    ({"ToleratedFailurePercentage": 0}, "FAILED", "States.ExceedToleratedFailureThreshold"),
     ({"ToleratedFailureCount": 0}, "FAILED", "States.ExceedToleratedFailureThreshold"),
     ({}, "FAILED", "States.ExceedToleratedFailureThreshold"),
     ({"ToleratedFailurePercentage": 10.0}, "FAILED", "States.ExceedToleratedFailureThreshold"),

@@ -108,6 +108,7 @@ FIXES = (
     task_errors.heartbeat_timeouts_caught_by_name,
     maps.distributed_maps_fail_past_their_tolerance,
     maps.unreadable_items_fail_item_reader_failed,
+    maps.tolerated_failure_percentage_read_as_a_number,
     definitions.definitions_parsed_independently,
     definitions.definitions_validated_as_aws,
     definitions.validate_state_machine_definition,

@@ -6,6 +6,7 @@ interpreter gets wrong; ``tests/test_engine_aws_reference.py`` shows each one on
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -23,13 +24,15 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.dist
     DistributedIterationComponent,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 if TYPE_CHECKING:
     from moto.stepfunctions.parser.asl.eval.environment import Environment
 
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["distributed_maps_fail_past_their_tolerance", "unreadable_items_fail_item_reader_failed"]
+__all__ = ["distributed_maps_fail_past_their_tolerance", "tolerated_failure_percentage_read_as_a_number",
+           "unreadable_items_fail_item_reader_failed"]
 
 
 def _failure(env: Environment, typ: StatesErrorNameType, cause: str) -> FailureEventException:
@@ -95,3 +98,24 @@ def unreadable_items_fail_item_reader_failed(p: Patcher) -> None:
             raise _failure(env, StatesErrorNameType.StatesItemReaderFailed, str(unreadable)) from unreadable
 
     p.replace(ItemReader, "_eval_body", eval_body)
+
+
+# An integer ToleratedFailurePercentage field (a JSON number without a fraction).
+_INTEGER_PERCENTAGE = re.compile(r'("ToleratedFailurePercentage"\s*:\s*)(\d+)(?=\s*[,}])')
+
+
+def tolerated_failure_percentage_read_as_a_number(p: Patcher) -> None:
+    """ToleratedFailurePercentage is a number from 0 to 100, written as any JSON number (``50`` as well as
+    ``50.0``); moto's grammar took only a number with a fraction and refused the definition
+    (SCHEMA_VALIDATION_FAILED) otherwise. The definition's text is parsed with that field's integer written
+    with a fraction.
+
+    Test: tests/test_engine_aws_reference.py::test_tolerated_failures_of_a_distributed_map
+    https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html
+    """
+    original = p.original(AmazonStateLanguageParser, "parse")
+
+    def parse(definition: str) -> Any:
+        return original(_INTEGER_PERCENTAGE.sub(r"\1\2.0", definition))
+
+    p.replace(AmazonStateLanguageParser, "parse", staticmethod(parse))
