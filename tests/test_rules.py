@@ -14,7 +14,7 @@ from earlyexit.history import Execution
 from earlyexit.local import Cloud, Stack
 from earlyexit.patterns import PATTERNS
 from earlyexit.polling import wait_until
-from earlyexit.rules import BLANK, Violation, check_input, is_integer
+from earlyexit.rules import BLANK, Violation, check_input, is_integer, quorum_outcome
 
 EITHER_OR_APPROVERS = "approvers: required, a list of exactly 2 distinct strings, none empty or blank"
 QUORUM_APPROVERS = "approvers: required, a list of 2 to 40 distinct strings, none empty or blank"
@@ -233,3 +233,17 @@ def test_the_state_machine_checks_reminders_against_the_stack_s_default_deadline
 
 def test_an_unknown_default_deadline_leaves_reminders_unchecked() -> None:
     assert check_input("either-or", {"approvers": TWO, "reminderSeconds": 10**9}) is None
+
+
+@pytest.mark.parametrize(("approvals", "rejections", "approvers", "quorum", "outcome"), [
+    (2, 0, 3, 2, "APPROVED"),
+    (1, 1, 3, 2, None),
+    (1, 2, 3, 2, "REJECTED"),
+    (0, 1, 3, 3, "REJECTED"),
+    (3, 1, 40, 3, "APPROVED"),
+    (0, 37, 40, 3, None),
+    (0, 37, 40, 4, "REJECTED"),
+])
+def test_a_tally_settles_as_the_decision_table_says(approvals: int, rejections: int, approvers: int, quorum: int,
+                                                     outcome: str | None) -> None:
+    assert quorum_outcome(approvals=approvals, rejections=rejections, approvers=approvers, quorum=quorum) == outcome

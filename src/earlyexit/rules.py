@@ -1,4 +1,4 @@
-"""The execution input rules of both patterns, defined once.
+"""The execution input rules of both patterns, defined once, and what a quorum tally settles.
 
 The state machines check the same rules in their ``Validate input`` state, in the same
 order, and fail with error ``InvalidInput`` and exactly the cause :func:`check_input`
@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BLANK", "MAX_APPROVERS", "MAX_TIMEOUT_SECONDS", "MIN_APPROVERS", "Violation", "check_input", "is_integer"]
+__all__ = ["BLANK", "MAX_APPROVERS", "MAX_TIMEOUT_SECONDS", "MIN_APPROVERS", "Violation", "check_input", "is_integer",
+           "quorum_outcome"]
 
 MIN_APPROVERS = 2
 MAX_APPROVERS = 40  # an inline Map runs at most 40 iterations at once, and every approver is asked at once
@@ -129,4 +130,15 @@ def check_input(pattern: str, execution_input: Any, *, default_quorum: int | Non
         return violation
     if "request" in execution_input and not isinstance(execution_input["request"], dict):
         return Violation("request", _REQUEST_CAUSE, f"given: {_given(execution_input['request'])}")
+    return None
+
+
+def quorum_outcome(*, approvals: int, rejections: int, approvers: int, quorum: int) -> str | None:
+    """What a tally of ``approvals`` and ``rejections`` among ``approvers`` settles for ``quorum``, as the contract's
+    decision table says: APPROVED once the approvals reach the quorum, REJECTED once the rejections put it out of
+    reach, None while it is open."""
+    if approvals >= quorum:
+        return "APPROVED"
+    if rejections > approvers - quorum:
+        return "REJECTED"
     return None

@@ -24,6 +24,7 @@ from earlyexit.approvals import send_at_once, start_approval, wait_for_outcome
 from earlyexit.history import history_events, read_execution, requests_sent
 from earlyexit.local import Cloud, embedded_cloud
 from earlyexit.polling import wait_until
+from earlyexit.rules import quorum_outcome
 from earlyexit.tools.bench.measure import REQUEST, approvers
 
 __all__ = ["LOAD_IN_FLIGHT", "LOAD_PATIENCE", "LOAD_TIMEOUT_SECONDS", "MEMORY_RUNS", "LoadResult", "combined",
@@ -125,12 +126,14 @@ def _check(sfn: Any, ddb: Any, table: str, execution_arn: str, plan: tuple[int, 
     listed = {"approvals": set(output.get("approvals", [])), "rejections": set(output.get("rejections", []))}
     recorded = _recorded(history_events(sfn, execution_arn))
     lost = len((recorded | listed["approvals"] | listed["rejections"]) - tally["approvals"] - tally["rejections"])
-    expected = "APPROVED" if decisions.count("approve") >= quorum else "REJECTED"
+    expected = quorum_outcome(approvals=decisions.count("approve"), rejections=decisions.count("reject"),
+                              approvers=len(names), quorum=quorum)  # everyone answers: it settles
     said = dict(zip(names, decisions, strict=True))
     deciding = listed["approvals"] if expected == "APPROVED" else listed["rejections"]
     wrong = (execution.status != "SUCCEEDED" or output.get("outcome") != expected
              or (output.get("decidedBy") is not None and output["decidedBy"] not in deciding)
-             or len(deciding) < (quorum if expected == "APPROVED" else len(names) + 1 - quorum)
+             or quorum_outcome(approvals=len(listed["approvals"]), rejections=len(listed["rejections"]),
+                               approvers=len(names), quorum=quorum) != expected
              or any(said[a] != "approve" for a in listed["approvals"] | tally["approvals"])
              or any(said[a] != "reject" for a in listed["rejections"] | tally["rejections"]))
     return _Verdict(execution.stopped_at.timestamp(), lost, wrong)
