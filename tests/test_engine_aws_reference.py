@@ -722,3 +722,183 @@ def test_send_task_success_refuses_output_that_is_not_json(sfn: Any, role_arn: s
     assert error_of(sfn.send_task_success, taskToken=token, output="{not json") == "InvalidOutput"
     sfn.send_task_success(taskToken=token, output='{"ok": true}')
     assert json.loads(described_end(sfn, execution)["output"]) == {"ok": True}
+
+
+# -- more of input and output processing, the context object, Retry and Catch defaults -----------------------
+
+NULL_PATHS = DG + "input-output-inputpath-params.html"
+MORE_PROCESSING_CASES = {
+    "InputPath-null-gives-an-empty-object": Case(one({"Type": "Pass", "InputPath": None}), {"a": 1}, {}),
+    "OutputPath-null-gives-an-empty-object": Case(one({"Type": "Pass", "OutputPath": None}), {"a": 1}, {}),
+    "Parameters-then-ResultPath": Case(one({"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"},
+                                            "ResultPath": "$.calc"}), {"n": 2}, {"n": 2, "calc": {"doubled": 4}}),
+    "Parallel-Parameters-feed-each-branch": Case(one({"Type": "Parallel", "Parameters": {"v.$": "$.x"}, "Branches": [
+        {"StartAt": "P1", "States": {"P1": {"Type": "Pass", "End": True}}},
+        {"StartAt": "P2", "States": {"P2": {"Type": "Pass", "OutputPath": "$.v", "End": True}}}]}),
+        {"x": 5, "other": 1}, [{"v": 5}, 5]),
+    "Map-ResultSelector-and-ResultPath": Case(one({"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": {
+        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}},
+        "ResultSelector": {"count.$": "States.ArrayLength($)"}, "ResultPath": "$.summary"}),
+        {"items": ["a", "b"]}, {"items": ["a", "b"], "summary": {"count": 2}}),
+    "Map-Parameters-legacy-item-value": Case(one({"Type": "Map", "ItemsPath": "$.items", "Parameters": {
+        "item.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"}, "Iterator": {
+        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}), {"items": ["a", "b"]},
+        [{"item": "a", "index": 0}, {"item": "b", "index": 1}]),
+    "Succeed-OutputPath": Case({"StartAt": "S", "States": {"S": {"Type": "Succeed", "OutputPath": "$.keep"}}},
+                               {"keep": [1], "drop": 2}, [1]),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=f"{name} ({NULL_PATHS})")
+                                  for name, case in MORE_PROCESSING_CASES.items()])
+def test_more_documented_processing(sfn: Any, role_arn: str, case: Case) -> None:
+    """input-output-inputpath-params.html ("If InputPath is null ... {}", "If OutputPath is null ... {}",
+    Parameters, ResultSelector on Map and Parallel), state-parallel.html, state-map-inline.html (legacy
+    Parameters and Iterator), state-succeed.html."""
+    described = run(sfn, role_arn, case.definition, case.given)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert json.loads(described["output"]) == case.output
+
+
+def test_the_context_object_names_the_state_machine_execution_and_state(sfn: Any, role_arn: str) -> None:
+    """input-output-contextobject.html: Execution.Name, StateMachine.Name, State.Name, State.RetryCount (0 on the
+    first attempt) and State.EnteredTime."""
+    arn = create(sfn, role_arn, pass_parameters({
+        "state.$": "$$.State.Name", "machine.$": "$$.StateMachine.Name", "name.$": "$$.Execution.Name",
+        "machineArn.$": "$$.StateMachine.Id", "retries.$": "$$.State.RetryCount", "entered.$": "$$.State.EnteredTime",
+        "role.$": "$$.Execution.RoleArn"}))
+    execution = sfn.start_execution(stateMachineArn=arn, name="named-run", input="{}")["executionArn"]
+    output = json.loads(described_end(sfn, execution)["output"])
+    assert {key: output[key] for key in ("state", "machine", "name", "machineArn", "retries", "role")} == {
+        "state": "S", "machine": arn.rsplit(":", 1)[1], "name": "named-run", "machineArn": arn, "retries": 0,
+        "role": role_arn}
+    assert output["entered"].endswith("Z") and "T" in output["entered"]
+
+
+def test_retry_defaults_three_attempts(sfn: Any, role_arn: str, scaled_waits: None) -> None:
+    """concepts-error-handling.html: MaxAttempts defaults to 3 (IntervalSeconds to 1, BackoffRate to 2.0)."""
+    described = run(sfn, role_arn, failing_parallel({}), {})
+    assert (described["error"], attempts(sfn, described["executionArn"])) == ("Boom", 4)
+
+
+def test_the_first_matching_retrier_and_catcher_apply(sfn: Any, role_arn: str, scaled_waits: None) -> None:
+    """concepts-error-handling.html: retriers and catchers are scanned in the order listed; the first whose
+    ErrorEquals matches applies (a retrier's attempts count for that retrier only)."""
+    machine = {"StartAt": "S", "States": {
+        "S": {"Type": "Parallel", "Branches": [{"StartAt": "Boom", "States": {
+            "Boom": {"Type": "Fail", "Error": "Boom", "Cause": "always"}}}],
+            "Retry": [{"ErrorEquals": ["Boom"], "MaxAttempts": 1, "IntervalSeconds": 1},
+                      {"ErrorEquals": ["States.ALL"], "MaxAttempts": 3, "IntervalSeconds": 1}],
+            "Catch": [{"ErrorEquals": ["Boom"], "Next": "First"}, {"ErrorEquals": ["States.ALL"], "Next": "Second"}],
+            "End": True},
+        "First": {"Type": "Pass", "Result": "first", "End": True},
+        "Second": {"Type": "Pass", "Result": "second", "End": True}}}
+    described = run(sfn, role_arn, machine, {})
+    assert json.loads(described["output"]) == "first"
+    assert attempts(sfn, described["executionArn"]) == 2
+
+
+@pytest.mark.parametrize("error_equals", [["States.ALL", "Boom"], ["Boom", "States.ALL"]])
+def test_states_all_must_appear_alone(sfn: Any, role_arn: str, error_equals: list[str]) -> None:
+    """concepts-error-handling.html: "States.ALL must appear alone in its ErrorEquals array" (CreateStateMachine
+    answers InvalidDefinition)."""
+    machine = failing_parallel({"IntervalSeconds": 1})
+    machine["States"]["S"]["Retry"][0]["ErrorEquals"] = error_equals
+    assert error_of(sfn.create_state_machine, name=f"aws-reference-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
+                    definition=json.dumps(machine)) == "InvalidDefinition"
+
+
+@pytest.mark.parametrize("field", ["Catch", "Retry"])
+def test_states_all_must_be_the_last_catcher(sfn: Any, role_arn: str, field: str) -> None:
+    """concepts-error-handling.html: a catcher or retrier with States.ALL "must be the last one" in its array."""
+    entries = [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["Boom"]}]
+    if field == "Catch":
+        entries = [{**entry, "Next": "H"} for entry in entries]
+    machine = {"StartAt": "S", "States": {
+        "S": {"Type": "Parallel", "Branches": [{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}],
+              field: entries, "End": True},
+        "H": {"Type": "Pass", "End": True}}}
+    assert error_of(sfn.create_state_machine, name=f"aws-reference-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
+                    definition=json.dumps(machine)) == "InvalidDefinition"
+
+
+def test_timeout_seconds_path_reads_the_timeout_from_the_input(sfn: Any, role_arn: str, queue_url: str) -> None:
+    """state-task.html, TimeoutSecondsPath: the timeout taken from the state input; past it, States.Timeout."""
+    described = run(sfn, role_arn, one(callback_task(queue_url, TimeoutSecondsPath="$.timeout")), {"timeout": 1})
+    assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
+
+
+# -- more JSONata (transforming-data.html, workflow-variables.html, state-map-inline.html) ---------------------
+
+MORE_JSONATA_CASES = {
+    "map-item-selector-with-context": Case(one({"Type": "Map", "Items": "{% $states.input.values %}",
+                                                "ItemSelector": {"value": "{% $states.context.Map.Item.Value %}",
+                                                                 "index": "{% $states.context.Map.Item.Index %}"},
+                                                "ItemProcessor": {"StartAt": "I", "States": {
+                                                    "I": {"Type": "Pass", "End": True}}}}, language="JSONata"),
+                                           {"values": ["a", "b"]}, [{"value": "a", "index": 0},
+                                                                    {"value": "b", "index": 1}]),
+    "wait-seconds-expression": Case(one({"Type": "Wait", "Seconds": "{% $states.input.s %}",
+                                         "Output": "{% $states.input.s + 1 %}"}, language="JSONata"), {"s": 0}, 1),
+    "choice-output-and-default": Case(jsonata({
+        "Pick": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n > 2 %}", "Next": "Done"}],
+                 "Default": "Done", "Output": {"seen": "{% $states.input.n %}"}},
+        "Done": {"Type": "Succeed"}}, "Pick"), {"n": 1}, {"seen": 1}),
+    "catch-output-reads-the-state-input": Case(jsonata({
+        "Both": {"Type": "Parallel", "Arguments": {"x": "{% $states.input.x %}"},
+                 "Branches": [jsonata({"Bad": {"Type": "Fail", "Error": "Bad"}}, "Bad")],
+                 "Catch": [{"ErrorEquals": ["Bad"], "Output": {"input": "{% $states.input %}",
+                                                               "error": "{% $states.errorOutput.Error %}"},
+                            "Next": "Done"}], "End": True},
+        "Done": {"Type": "Succeed"}}, "Both"), {"x": 1, "y": 2}, {"input": {"x": 1, "y": 2}, "error": "Bad"}),
+    "parallel-arguments-feed-each-branch": Case(one({"Type": "Parallel", "Arguments": {"x": "{% $states.input.x %}"},
+                                                     "Branches": [jsonata({"A": {"Type": "Pass", "End": True}}, "A")]},
+                                                    language="JSONata"), {"x": 3, "y": 4}, [{"x": 3}]),
+    "state-name-and-execution-name": Case(one({"Type": "Pass", "Output": {
+        "state": "{% $states.context.State.Name %}", "retries": "{% $states.context.State.RetryCount %}"}},
+        language="JSONata"), {}, {"state": "S", "retries": 0}),
+    "variables-from-a-parallel-branch-stay-in-it": Case(jsonata({
+        "Set": {"Type": "Pass", "Assign": {"who": "outer"}, "Next": "Both"},
+        "Both": {"Type": "Parallel", "Branches": [jsonata({
+            "Inner": {"Type": "Pass", "Assign": {"inner": "{% $who & '-inner' %}"}, "Next": "Use"},
+            "Use": {"Type": "Pass", "Output": "{% $inner %}", "End": True}}, "Inner")], "Next": "After"},
+        "After": {"Type": "Pass", "Output": {"who": "{% $who %}", "branches": "{% $states.input %}"}, "End": True}},
+        "Set"), {}, {"who": "outer", "branches": ["outer-inner"]}),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=name) for name, case in MORE_JSONATA_CASES.items()])
+def test_more_documented_jsonata(sfn: Any, role_arn: str, case: Case) -> None:
+    """transforming-data.html ($states.input, $states.errorOutput in a Catch, $states.context, Arguments of a
+    Parallel state, JSONata in Wait's Seconds and a Choice's Output), state-map-inline.html (ItemSelector with
+    $states.context.Map.Item), workflow-variables.html (a Parallel branch reads outer variables; its own stay
+    in it)."""
+    described = run(sfn, role_arn, case.definition, case.given)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert json.loads(described["output"]) == case.output
+
+
+# -- more API behaviour (API_StopExecution.html, API_DescribeExecution.html, API_ListExecutions.html) ---------
+
+def test_stop_execution_records_its_error_and_cause(sfn: Any, waiting_machine: str) -> None:
+    """API_StopExecution.html (error, cause) and API_DescribeExecution.html: the stopped execution is ABORTED
+    with that error and cause and a stopDate."""
+    execution = sfn.start_execution(stateMachineArn=waiting_machine, input='{"a": 1}')["executionArn"]
+    stopped = sfn.stop_execution(executionArn=execution, error="Halted", cause="by the test")
+    described = sfn.describe_execution(executionArn=execution)
+    assert (described["status"], described["error"], described["cause"]) == ("ABORTED", "Halted", "by the test")
+    assert described["stopDate"] == stopped["stopDate"]
+    assert json.loads(described["input"]) == {"a": 1}
+
+
+def test_list_executions_filters_by_status(sfn: Any, waiting_machine: str) -> None:
+    """API_ListExecutions.html, statusFilter: only executions of that status are listed."""
+    running = sfn.start_execution(stateMachineArn=waiting_machine)["executionArn"]
+    stopped = sfn.start_execution(stateMachineArn=waiting_machine)["executionArn"]
+    sfn.stop_execution(executionArn=stopped)
+    listed = {status: {e["executionArn"] for e in sfn.list_executions(stateMachineArn=waiting_machine,
+                                                                      statusFilter=status)["executions"]}
+              for status in ("RUNNING", "ABORTED")}
+    assert running in listed["RUNNING"] and stopped not in listed["RUNNING"]
+    assert stopped in listed["ABORTED"] and running not in listed["ABORTED"]
+    sfn.stop_execution(executionArn=running)

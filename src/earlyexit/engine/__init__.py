@@ -100,6 +100,7 @@ FIXES = (
     asl.error_output_cause_only_when_there_is_one,
     asl.intrinsic_null_arguments_kept,
     asl.context_times_as_aws_strings,
+    asl.state_context_as_aws,
     asl.definition_strings_read_as_json,
     jsonpath.definite_paths_select_one_value,
     jsonpath.result_path_match_failure,

@@ -26,9 +26,11 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.intrinsic.argument.argument import ArgumentLiteral
+from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.choice.state_choice import StateChoice
 from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.states import StateData
 from moto.stepfunctions.parser.asl.parse import preprocessor as asl_preprocessor
 from moto.stepfunctions.parser.asl.parse.intrinsic import intrinsic_parser
 from moto.stepfunctions.parser.asl.parse.intrinsic.preprocessor import Preprocessor as IntrinsicPreprocessor
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["aws_timestamp", "choice_without_match_fails_no_choice_matched", "context_times_as_aws_strings",
            "definition_strings_read_as_json", "error_output_cause_only_when_there_is_one",
-           "intrinsic_null_arguments_kept", "states_all_leaves_terminal_errors"]
+           "intrinsic_null_arguments_kept", "state_context_as_aws", "states_all_leaves_terminal_errors"]
 
 
 # -- States.NoChoiceMatched -------------------------------------------------------------------
@@ -206,6 +208,25 @@ def context_times_as_aws_strings(p: Patcher) -> None:
         return env
 
     p.replace(EngineWorker, "_get_evaluation_environment", get_evaluation_environment)
+
+
+def _state_data(*, EnteredTime: str, Name: str) -> StateData:  # noqa: N803 - moto's keyword names
+    return StateData(EnteredTime=aws_timestamp(datetime.datetime.fromisoformat(EnteredTime)), Name=Name,
+                     RetryCount=0)
+
+
+def state_context_as_aws(p: Patcher) -> None:
+    """The context object's ``State`` of every state holds ``EnteredTime`` written as AWS writes times
+    (``"2019-03-26T20:14:13.192Z"``), ``Name`` and ``RetryCount`` (0 but for a retried Task, Parallel or Map
+    state). moto wrote EnteredTime with microseconds and ``+00:00``, and gave RetryCount only to those three
+    kinds of state, so ``$$.State.RetryCount`` in a Pass state failed the execution. The guide lists the three
+    fields for the current state without naming kinds of state.
+
+    Tests: tests/test_engine_aws_reference.py::test_the_context_object_names_the_state_machine_execution_and_state,
+    tests/test_engine_aws_reference.py::test_more_documented_jsonata
+    https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+    """
+    p.replace(state_module, "StateData", _state_data)
 
 
 # -- the definition's strings -----------------------------------------------------------------

@@ -56,8 +56,9 @@ def definitions_validated_as_aws(p: Patcher) -> None:
     ``And``, ``Or`` or ``Not``, ``Output`` or ``Arguments`` in a JSONPath state, ``InputPath``,
     ``Parameters``, ``ResultSelector``, ``ResultPath`` or ``OutputPath`` in a JSONata state, an ``Assign`` of
     a name that is not a variable name (``$x``) or is reserved (``states``: ``$states``), an unknown state
-    Type, a duplicated state name, a state with neither Next nor End. moto accepted most of them (and ran
-    into them at execution time). The same verdict as ValidateStateMachineDefinition (:func:`diagnostics`).
+    Type, a duplicated state name, a state with neither Next nor End, a retrier or catcher with ``States.ALL``
+    that is not the last of its Retry or Catch (concepts-error-handling.html). moto accepted most of them (and
+    ran into them at execution time). The same verdict as ValidateStateMachineDefinition (:func:`diagnostics`).
 
     The codes and the location format (``/States/<StateName>/<FieldName>``) are the API reference's; the
     unreachable-state message is the one AWS answers (not in its documentation: as reproduced against AWS in
@@ -67,11 +68,13 @@ def definitions_validated_as_aws(p: Patcher) -> None:
     rule for state names and JSONata identifiers.
 
     Tests: tests/test_engine_definitions.py::test_an_invalid_definition_fails_validation_with_aws_s_code_and_location,
-    tests/test_engine_definitions.py::test_the_refusal_names_the_problem_as_aws_words_it
+    tests/test_engine_definitions.py::test_the_refusal_names_the_problem_as_aws_words_it,
+    tests/test_engine_aws_reference.py::test_states_all_must_be_the_last_catcher
     https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinitionDiagnostic.html
     https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
     https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html
     https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-choice-state.html
+    https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     """
     p.original(StepFunctionsParserBackend, "_validate_definition")
     p.replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(refuse_invalid))

@@ -143,6 +143,7 @@ class _Checker:
         if kind == "Choice":
             targets.extend(self.choice(state, at, language, scope))
         targets.extend(self.catchers(state, at, language, scope))
+        self.states_all_last(state, at)
         self.nested_machines(kind, state, at, language)
         return [target for target in targets if target]
 
@@ -191,6 +192,14 @@ class _Checker:
             if "Assign" in catcher:
                 self.assign(catcher["Assign"], f"{where}/Assign", language)
         return targets
+
+    def states_all_last(self, state: dict[str, Any], at: str) -> None:
+        for field in ("Retry", "Catch"):
+            entries = state.get(field)
+            for index, entry in enumerate(entries[:-1] if isinstance(entries, list) else []):
+                if isinstance(entry, dict) and "States.ALL" in (entry.get("ErrorEquals") or []):
+                    self.error("SCHEMA_VALIDATION_FAILED", f"States.ALL must be in the last element of {field}",
+                               f"{at}/{field}[{index}]/ErrorEquals")
 
     def nested_machines(self, kind: str, state: dict[str, Any], at: str, language: str) -> None:
         if kind == "Parallel":
