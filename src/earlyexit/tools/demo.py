@@ -28,8 +28,8 @@ from earlyexit.tools.timeline import console, render_execution
 
 __all__ = ["SCENARIOS", "Scenario", "run_demo"]
 
-_DEADLINE = 2  # seconds: the timeout scenarios wait this long for real
-_REMINDED_DEADLINE = 3  # seconds: the scenarios with reminders wait this long
+_DEADLINE = 3600  # seconds: the answers of a decided scenario settle it long before, however loaded the machine
+_REMINDED_DEADLINE = 3  # seconds: the scenarios that reach their deadline (and send reminders) wait this long
 
 
 @dataclass(frozen=True)
