@@ -311,3 +311,12 @@ def test_create_state_machine_still_refuses_non_json(sfn: Any, role_arn: str) ->
     with pytest.raises(ClientError):
         sfn.create_state_machine(name=f"aws-documented-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
                                  definition='{"StartAt": "A", "States": {')
+
+
+def test_string_of_an_array_keeps_characters_beyond_ascii(sfn: Any, machine: Any) -> None:
+    """JSONata's $string writes arrays and objects with JSON.stringify: only quotes, backslashes and control
+    characters are escaped (https://docs.jsonata.org/string-functions#string)."""
+    arn = machine({"Write": {"Type": "Pass", "Output": "{% $string(['é😀', '\"', 'a\\nb']) %}", "End": True}},
+                  "Write")
+    described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"], timeout=30)
+    assert json.loads(described["output"]) == '["é😀","\\"","a\\nb"]'

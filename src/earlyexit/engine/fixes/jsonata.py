@@ -14,6 +14,7 @@ import re
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
+from jsonata import functions as jsonata_functions
 from jsonata.jexception import JException
 from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -35,7 +36,7 @@ from earlyexit.engine.runtime.jsonata import NOT_A_PATH, JSONataUndefined, evalu
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["jsonata_evaluated_as_aws"]
+__all__ = ["jsonata_evaluated_as_aws", "string_keeps_characters_as_javascript_does"]
 
 
 def _query_evaluation_error(env: Environment, cause: str) -> FailureEventException:
@@ -130,3 +131,26 @@ def jsonata_evaluated_as_aws(p: Patcher) -> None:
     p.replace(string_expression.StringJSONata, "_eval_body", jsonata_eval_body)
     p.replace(string_expression.StringVariableSample, "_eval_body", variable_eval_body)
     p.replace(moto_jsonata, "_eval_jsonata", eval_text)
+
+
+def string_keeps_characters_as_javascript_does(p: Patcher) -> None:
+    """``$string`` of an array or object writes it as JavaScript's ``JSON.stringify`` does, which JSONata
+    uses and so Step Functions: characters beyond ASCII as they are (``$string(["é"])`` is ``["é"]``), only
+    quotes, backslashes and control characters escaped. jsonata-python wrote them as ``\\u`` escapes, so
+    lengths measured on it differed from AWS's (the quorum's comment budget measures them).
+
+    Test: tests/test_engine_aws_documented.py::test_string_of_an_array_keeps_characters_beyond_ascii
+    https://docs.jsonata.org/string-functions#string
+    https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
+    """
+    encoder = jsonata_functions.Functions.Encoder
+    original = p.original(jsonata_functions.Functions, "_string")
+
+    def as_javascript(arg: Any, prettify: bool) -> str:
+        if isinstance(arg, dict | list):
+            if prettify:
+                return json.dumps(arg, cls=encoder, indent="  ", ensure_ascii=False)
+            return json.dumps(arg, cls=encoder, separators=(",", ":"), ensure_ascii=False)
+        return str(original(arg, prettify))
+
+    p.replace(jsonata_functions.Functions, "_string", staticmethod(as_javascript))
