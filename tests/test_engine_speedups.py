@@ -31,7 +31,7 @@ from earlyexit import engine
 pytestmark = [pytest.mark.engine, pytest.mark.load]
 
 SPEEDUPS = [fix.__name__ for fix in engine.SPEEDUPS]
-ANSWERED, DEADLINE = 3600, 20  # timeoutSeconds of the answered runs and of the one that times out (scaled 1/100)
+ANSWERED, DEADLINE = 3600, 60  # timeoutSeconds of the answered runs and of the one that times out (scaled 1/100)
 APPROVALS: dict[str, tuple[tuple[str, ...], int | None, list[list[tuple[str, str]]]]] = {
     "either-or": (("ann", "bob"), None, [[("ann", "approve")], []]),
     "quorum": (("ann", "bob", "cy"), 2, [[("ann", "reject"), ("cy", "failure")]]),
