@@ -902,3 +902,78 @@ def test_list_executions_filters_by_status(sfn: Any, waiting_machine: str) -> No
     assert running in listed["RUNNING"] and stopped not in listed["RUNNING"]
     assert stopped in listed["ABORTED"] and running not in listed["ABORTED"]
     sfn.stop_execution(executionArn=running)
+
+
+# -- definitions AWS refuses (the field rules of state-wait.html, state-fail.html, state-task.html,
+#    concepts-error-handling.html, state-choice.html) -----------------------------------------------------------
+
+INVALID_STATES = {
+    "wait-with-seconds-and-timestamp": ({"Type": "Wait", "Seconds": 1, "Timestamp": "2016-03-14T01:59:00Z",
+                                         "End": True}, WAIT),
+    "fail-with-cause-and-cause-path": ({"Type": "Fail", "Error": "E", "Cause": "c", "CausePath": "$.c"}, FAIL),
+    "fail-with-error-and-error-path": ({"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}, FAIL),
+    "heartbeat-not-below-timeout": ({"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                                     "Parameters": {"QueueUrl": "q", "MessageBody": {"t.$": "$$.Task.Token"}},
+                                     "TimeoutSeconds": 5, "HeartbeatSeconds": 5, "End": True}, DG + "state-task.html"),
+    "backoff-rate-below-one": ({"Type": "Parallel", "Branches": [{"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}], "Retry": [{"ErrorEquals": ["E"], "BackoffRate": 0.5}], "End": True},
+        ERRORS),
+    "negative-max-attempts": ({"Type": "Parallel", "Branches": [{"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}], "Retry": [{"ErrorEquals": ["E"], "MaxAttempts": -1}], "End": True},
+        ERRORS),
+    "choice-without-choices": ({"Type": "Choice", "Default": "S"}, CHOICE),
+    "choice-rule-without-next": ({"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": 1}],
+                                  "Default": "S"}, CHOICE),
+}
+
+
+@pytest.mark.parametrize(("state", "url"), [pytest.param(state, url, id=f"{name} ({url})")
+                                            for name, (state, url) in INVALID_STATES.items()])
+def test_a_definition_breaking_a_documented_field_rule_is_refused(sfn: Any, role_arn: str, state: dict[str, Any],
+                                                                  url: str) -> None:
+    """Each page's field rules: exactly one of Seconds, Timestamp, SecondsPath, TimestampPath; Cause or CausePath,
+    Error or ErrorPath, not both; HeartbeatSeconds smaller than TimeoutSeconds; BackoffRate at least 1.0 and
+    MaxAttempts not negative; a Choice state's Choices, non-empty, each rule with a Next. CreateStateMachine
+    answers InvalidDefinition."""
+    machine = {"StartAt": "S", "States": {"S": state}}
+    assert error_of(sfn.create_state_machine, name=f"aws-reference-{uuid.uuid4().hex[:10]}", roleArn=role_arn,
+                    definition=json.dumps(machine)) == "InvalidDefinition"
+
+
+# -- JSONata rules (transforming-data.html) -------------------------------------------------------------------
+
+def test_a_condition_that_is_not_a_boolean_fails_query_evaluation_error(sfn: Any, role_arn: str) -> None:
+    """transforming-data.html: a Choice rule's Condition must evaluate to a boolean; otherwise the state fails
+    with States.QueryEvaluationError."""
+    machine = jsonata({"Pick": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n %}", "Next": "Done"}],
+                                "Default": "Done"}, "Done": {"Type": "Succeed"}}, "Pick")
+    described = run(sfn, role_arn, machine, {"n": 3})
+    assert (described["status"], described["error"]) == ("FAILED", "States.QueryEvaluationError")
+
+
+def test_only_a_whole_string_in_jsonata_delimiters_is_an_expression(sfn: Any, role_arn: str) -> None:
+    """transforming-data.html: a string is a JSONata expression when it starts with {% and ends with %};
+    any other string, braces included, is a literal."""
+    machine = one({"Type": "Pass", "Output": {"literal": "total: {% 1 + 1 %}", "expression": "{% 1 + 1 %}",
+                                              "plain": "{ not json }"}}, language="JSONata")
+    output = json.loads(run(sfn, role_arn, machine, {})["output"])
+    assert output == {"literal": "total: {% 1 + 1 %}", "expression": 2, "plain": "{ not json }"}
+
+
+def test_map_items_path_that_is_not_an_array_fails(sfn: Any, role_arn: str) -> None:
+    """state-map-inline.html, ItemsPath: "The value of ItemsPath must be a reference path to a JSON array"; the
+    Map fails. The guide names no error for it (moto's, kept, is States.QueryEvaluationError)."""
+    machine = one({"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": {"StartAt": "I", "States": {
+        "I": {"Type": "Pass", "End": True}}}})
+    described = run(sfn, role_arn, machine, {"items": {"not": "an array"}})
+    assert described["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("expression", ["States.ArrayRange(1, 2000, 1)", "States.ArrayPartition($.a, 0)",
+                                        "States.StringToJson($.text)", "States.ArrayGetItem($.a, 5)"])
+def test_an_intrinsic_outside_its_documented_limits_fails_the_state(sfn: Any, role_arn: str, expression: str) -> None:
+    """intrinsic-functions.html: States.ArrayRange builds at most 1,000 items, States.ArrayPartition's chunk size
+    is positive, States.StringToJson reads JSON, States.ArrayGetItem an index of the array. The guide names no
+    error for a breach: the state fails, as States.Runtime in the engine."""
+    described = run(sfn, role_arn, pass_parameters({"v.$": expression}), {"a": [1, 2], "text": "{not json"})
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")

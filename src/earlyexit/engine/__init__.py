@@ -75,6 +75,7 @@ FIXES = (
     executions.executions_end_once_with_their_output,
     executions.stopped_flows_record_nothing_more,
     jsonata.jsonata_evaluated_as_aws,
+    jsonata.non_boolean_conditions_fail_query_evaluation,
     jsonata.string_keeps_characters_as_javascript_does,
     dynamodb.atomic_item_writes,
     tokens.tokens_end_with_their_task_attempt,

@@ -26,6 +26,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.common.string import string_expression
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison import ConditionStringJSONata
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
@@ -36,7 +37,8 @@ from earlyexit.engine.runtime.jsonata import NOT_A_PATH, JSONataUndefined, evalu
 if TYPE_CHECKING:
     from earlyexit.engine.registry import Patcher
 
-__all__ = ["jsonata_evaluated_as_aws", "string_keeps_characters_as_javascript_does"]
+__all__ = ["jsonata_evaluated_as_aws", "non_boolean_conditions_fail_query_evaluation",
+           "string_keeps_characters_as_javascript_does"]
 
 
 def _query_evaluation_error(env: Environment, cause: str) -> FailureEventException:
@@ -154,3 +156,24 @@ def string_keeps_characters_as_javascript_does(p: Patcher) -> None:
         return str(original(arg, prettify))
 
     p.replace(jsonata_functions.Functions, "_string", staticmethod(as_javascript))
+
+
+def non_boolean_conditions_fail_query_evaluation(p: Patcher) -> None:
+    """A Choice rule's ``Condition`` that evaluates to anything but a boolean fails the state with
+    ``States.QueryEvaluationError``, the error the guide names for a JSONata expression whose evaluation
+    fails; moto raised a Python RuntimeError, reported as States.Runtime. The guide requires the Condition to
+    be a boolean without naming the error of one that is not: this follows its JSONata error.
+
+    Test: tests/test_engine_aws_reference.py::test_a_condition_that_is_not_a_boolean_fails_query_evaluation_error
+    https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
+    """
+    p.original(ConditionStringJSONata, "_eval_body")
+
+    def eval_body(self: ConditionStringJSONata, env: Environment) -> None:
+        self.string_jsonata.eval(env=env)
+        result = env.stack[-1]
+        if not isinstance(result, bool):
+            raise _query_evaluation_error(env, f"The JSONata expression '{self.string_jsonata.expression}' of a "
+                                               f"Condition returned {to_json_str(result)}, not a boolean.")
+
+    p.replace(ConditionStringJSONata, "_eval_body", eval_body)
