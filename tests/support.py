@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ RECORDED = {"approve": ("approve", None), "reject": ("reject", "not now"), "malf
             "failure": ("reject", None)}
 ISO_MILLISECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
+_ENDED = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}  # an execution's last event
 # The states a flow ends in once its decision is counted (their input names the approver).
 _FLOW_DONE = {states.QUORUM.COUNTED, states.QUORUM.MET, states.QUORUM.UNREACHABLE,
               *map(states.EITHER_OR.decided, range(1, states.EITHER_OR.FLOWS + 1))}
@@ -41,20 +43,25 @@ def send_answer(sfn: Any, task_token: str, kind: str) -> None:
         sfn.send_task_success(taskToken=task_token, output=json.dumps(answer))
 
 
+def tokens_out(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> dict[str, str]:
+    """The one wait for approval requests: each approver's live task token once ``count`` requests (re-sent ones
+    included) are out, or once the execution has ended (WaitTimeout otherwise). Reads only the history."""
+    def probe() -> tuple[dict[str, str]] | None:
+        events = history_events(sfn, execution_arn)
+        sent = history.requests_sent(events)
+        if len(sent) >= count or any(e["type"] in _ENDED for e in events):
+            return ({r.approver: r.task_token for r in sent},)
+        return None
+
+    time.sleep(0.05)  # the requests are several state transitions after the start: a look at once finds nothing
+    return wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}",
+                      first_pause=0.05)[0]
+
+
 def requests_out(sfn: Any, execution_arn: str, count: int, timeout: float = 20) -> Execution:
-    """The one wait for approval requests: the execution once ``count`` requests (re-sent ones included) are out,
-    or once it has ended (WaitTimeout otherwise). Polls the history; reads the execution once, at the end."""
-    def probe() -> bool:
-        return (len(history.requests_sent(history_events(sfn, execution_arn))) >= count
-                or sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING")
-
-    wait_until(probe, timeout=timeout, what=f"{count} approval requests of {execution_arn}", first_pause=0.05)
+    """The execution, read once ``count`` requests are out or it has ended (:func:`tokens_out`)."""
+    tokens_out(sfn, execution_arn, count, timeout=timeout)
     return read_execution(sfn, execution_arn)
-
-
-def live_tokens(execution: Execution) -> dict[str, str]:
-    """Each approver's live task token: the one of the latest request sent to them."""
-    return {r.approver: r.task_token for r in execution.requests}
 
 
 def described_end(sfn: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
@@ -123,6 +130,7 @@ def wait_until_recorded(ddb: Any, table: str, execution_arn: str, approver: str,
         found = tally(ddb, table, execution_arn)
         return found is not None and approver in found.recorded
 
+    time.sleep(0.02)  # an answer is a few state transitions from the tally: a look at once finds nothing
     wait_until(probe, timeout=timeout, what=f"{approver}'s decision in the tally of {execution_arn}", first_pause=0.03)
 
 
@@ -140,7 +148,7 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
     same instant), and return the ended execution."""
     arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
                          quorum=execution_input.pop("quorum", None), timeout_seconds=timeout_seconds)
-    tokens = live_tokens(requests_out(sfn, arn, len(approvers), timeout=60))
+    tokens = tokens_out(sfn, arn, len(approvers), timeout=60)
     if simultaneous:
         send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
     else:
@@ -152,7 +160,7 @@ def play(sfn: Any, state_machine_arn: str, approvers: Sequence[str], answers: Se
 
 def answer_at_once(sfn: Any, execution_arn: str, answers: Sequence[Answer]) -> list[str | None]:
     """Every approver in ``answers`` answers at the same instant; returns each call's error code or None."""
-    tokens = live_tokens(requests_out(sfn, execution_arn, len(answers)))
+    tokens = tokens_out(sfn, execution_arn, len(answers))
     return send_at_once(sfn, [(tokens[approver], decision) for approver, decision in answers])
 
 
@@ -193,10 +201,9 @@ def _answered_before(sfn: Any, state_machine_arn: str, approvers: Sequence[str],
     """One run of :func:`play_to_the_deadline`; :class:`Overtaken` when the deadline came first."""
     arn = start_approval(sfn, state_machine_arn, list(approvers), request=execution_input.pop("request", None),
                          quorum=execution_input.pop("quorum", None), timeout_seconds=deadline)
-    execution = requests_out(sfn, arn, len(approvers), timeout=60)
-    if len(execution.requests) < len(approvers):
+    tokens = tokens_out(sfn, arn, len(approvers), timeout=60)
+    if len(tokens) < len(approvers):
         raise Overtaken(arn)
-    tokens = live_tokens(execution)
     for approver, kind in answers:
         if refusal(lambda: send_answer(sfn, tokens[approver], kind)) == "TaskTimedOut":  # noqa: B023 - called at once
             raise Overtaken(arn)

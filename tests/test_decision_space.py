@@ -22,9 +22,9 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +38,11 @@ from support import (
     described_end,
     expected,
     last_events,
-    live_tokens,
     problems_of,
     refusal,
-    requests_out,
     send_answer,
     timeless,
+    tokens_out,
     wait_until_recorded,
 )
 
@@ -55,7 +54,9 @@ SILENCE = "silence"
 REQUEST = {"case": "decision space"}
 SETTLED_DEADLINE = 3600  # seconds: the answers settle the outcome long before
 UNSETTLED_DEADLINES = (5, 20, 60)  # answers that settle nothing wait for the deadline, tried in turn
-SETTLED_CONCURRENCY = 8  # settled cases in flight at once: more only adds contention for the engine's GIL
+# Cases between their start and their last answer at once: more only adds contention for the engine's GIL (and
+# delays an unsettled case's answers past its deadline).
+ANSWERING_AT_ONCE = 8
 
 
 def answer_orders(approvers: Sequence[str]) -> Iterator[list[Answer]]:
@@ -87,18 +88,15 @@ def test_the_space_has_the_size_the_combinatorics_give() -> None:
     assert len({(k, tuple(a)) for k, a in sample}) >= 490 and {k for k, _ in sample} == {1, 2, 3, 4}
 
 
-def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum: int | None,
-              answers: list[Answer], deadline: int) -> list[str]:
-    """Run one case; the ways it departs from the rule (empty when it ends as predicted)."""
-    arn = stack.outputs["StateMachineArn"]
-    rule = expected(approvers, answers, quorum)
-    started = time.monotonic()
-    execution_arn = start_approval(sfn, arn, list(approvers), request=REQUEST, quorum=quorum, timeout_seconds=deadline)
-    tokens = live_tokens(requests_out(sfn, execution_arn, len(approvers)))
+def answer_in_turn(sfn: Any, ddb: Any, stack: Stack, execution_arn: str, approvers: Sequence[str],
+                   quorum: int | None, answers: list[Answer], settled_after: int | None) -> list[str]:
+    """Send ``answers`` one after the other, each once the previous one is counted; those after the one that
+    settles the outcome once the outcome is out. The problems: answers refused before it, or accepted after."""
+    tokens = tokens_out(sfn, execution_arn, len(approvers))
     problems = []
     for index, (approver, kind) in enumerate(answers):
-        late = rule.settled_after is not None and index >= rule.settled_after
-        if late and index == rule.settled_after:
+        late = settled_after is not None and index >= settled_after
+        if late and index == settled_after:
             described_end(sfn, execution_arn)  # the outcome is out: what follows must be refused
         code = refusal(lambda: send_answer(sfn, tokens[approver], kind))  # noqa: B023 - called at once
         if code != ("TaskTimedOut" if late else None):
@@ -108,13 +106,27 @@ def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum
                 wait_until_recorded(ddb, stack.outputs["TableName"], execution_arn, approver)
             except WaitTimeout as error:
                 status = sfn.describe_execution(executionArn=execution_arn)["status"]
-                if rule.settled_after is None and status != "RUNNING":
+                if settled_after is None and status != "RUNNING":
                     raise Overtaken(execution_arn) from None
                 raise WaitTimeout(f"{error}: {last_events(sfn, execution_arn)}") from None
+    return problems
+
+
+def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum: int | None,
+              answers: list[Answer], deadline: int, answering: threading.Semaphore) -> list[str]:
+    """Run one case; the ways it departs from the rule (empty when it ends as predicted). From its start to its
+    last answer the case holds a slot of ``answering``: few cases answer at a time, each well within its deadline."""
+    rule = expected(approvers, answers, quorum)
+    with answering:
+        started = time.monotonic()
+        execution_arn = start_approval(sfn, stack.outputs["StateMachineArn"], list(approvers), request=REQUEST,
+                                       quorum=quorum, timeout_seconds=deadline)
+        problems = answer_in_turn(sfn, ddb, stack, execution_arn, approvers, quorum, answers, rule.settled_after)
+        if rule.settled_after is None:
+            counted = datetime.now(UTC)  # every answer is in the tally (or has ended its flow) by now
+            if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+                raise Overtaken(execution_arn)
     if rule.settled_after is None:
-        counted = datetime.now(UTC)  # every answer is in the tally (or has ended its flow) by now
-        if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
-            raise Overtaken(execution_arn)
         time.sleep(max(0.0, started + deadline - time.monotonic()))  # nothing happens before the deadline
     described = described_end(sfn, execution_arn, timeout=60)
     if rule.settled_after is None and deadline_passed_before(sfn, execution_arn, counted):
@@ -133,33 +145,32 @@ def play_case(sfn: Any, ddb: Any, stack: Stack, approvers: Sequence[str], quorum
 Case = tuple[Stack, Sequence[str], int | None, list[Answer]]  # (stack, approvers, quorum, answers)
 
 
-def run_case(sfn: Any, ddb: Any, case: Case) -> list[str]:
+def run_case(sfn: Any, ddb: Any, case: Case, answering: threading.Semaphore) -> list[str]:
     """Play ``case``; an unsettled one the deadline overtook is played again with a longer deadline."""
     stack, approvers, quorum, answers = case
-    settled = expected(approvers, answers, quorum).settled_after is not None
     try:
-        return beating_the_deadline(lambda deadline: play_case(sfn, ddb, stack, approvers, quorum, answers, deadline),
-                                    (SETTLED_DEADLINE,) if settled else UNSETTLED_DEADLINES)
+        return beating_the_deadline(
+            lambda deadline: play_case(sfn, ddb, stack, approvers, quorum, answers, deadline, answering),
+            UNSETTLED_DEADLINES if is_unsettled(case) else (SETTLED_DEADLINE,))
     except (Overtaken, WaitTimeout) as error:
         return [f"{answers}: {error}"]
 
 
+def is_unsettled(case: Case) -> bool:
+    """Whether only the deadline ends ``case``."""
+    _, approvers, quorum, answers = case
+    return expected(approvers, answers, quorum).settled_after is None
+
+
 def run_all(cloud: Cloud, cases: list[Case]) -> list[str]:
-    """Play every case: the unsettled ones all at once (they mostly wait for their deadline), beside them the
-    others ``SETTLED_CONCURRENCY`` at a time; returns every departure from the rule."""
+    """Play every case, ``ANSWERING_AT_ONCE`` answering at a time; the unsettled ones first, each waiting for its
+    deadline beside the others once answered. Returns every departure from the rule."""
     sfn, ddb = cloud.client("stepfunctions"), cloud.client("dynamodb")
-    unsettled: list[Case] = []
-    settled: list[Case] = []
-    for case in cases:
-        (unsettled if expected(case[1], case[3], case[2]).settled_after is None else settled).append(case)
-
-    def play(case: Case) -> list[str]:
-        return run_case(sfn, ddb, case)
-
-    with ThreadPoolExecutor(max_workers=2) as both:
-        waiting = both.submit(problems_of, play, unsettled, workers=max(1, len(unsettled)))
-        deciding = both.submit(problems_of, play, settled, workers=SETTLED_CONCURRENCY)
-        return waiting.result() + deciding.result()
+    answering = threading.Semaphore(ANSWERING_AT_ONCE)
+    ordered = sorted(cases, key=lambda case: not is_unsettled(case))  # stable: the unsettled first
+    waiting = sum(1 for case in cases if is_unsettled(case))
+    return problems_of(lambda case: run_case(sfn, ddb, case, answering), ordered,
+                       workers=waiting + ANSWERING_AT_ONCE)
 
 
 @pytest.mark.load

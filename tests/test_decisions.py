@@ -25,15 +25,14 @@ from support import (
     Answer,
     answer_at_once,
     ended,
-    live_tokens,
     play,
     play_to_the_deadline,
     record,
     record_at_once,
-    requests_out,
     send_answer,
     tally,
     timeless,
+    tokens_out,
     wait_until_counted,
     wait_until_recorded,
 )
@@ -74,7 +73,7 @@ def settled_by_alice(sfn: Any, machine: tuple[str, str], answer: Any, *, failure
     approves = not failure and isinstance(answer, dict) and answer.get("decision") == "approve"
     quorum = None if pattern == "either-or" else 1 if approves else 2
     execution_arn = start_approval(sfn, arn, PAIR, quorum=quorum, timeout_seconds=120)
-    token = live_tokens(requests_out(sfn, execution_arn, len(PAIR)))["alice"]
+    token = tokens_out(sfn, execution_arn, len(PAIR))["alice"]
     if failure:
         sfn.send_task_failure(taskToken=token, error="Declined", cause=str(answer))
     else:
@@ -132,7 +131,7 @@ def answered_in_windows(sfn: Any, execution_arn: str, approvers: Sequence[str], 
                         ) -> list[Window]:
     """Once every approver is asked, send ``answers`` one after the other, each once the previous one is counted;
     the clock window of each."""
-    tokens = live_tokens(requests_out(sfn, execution_arn, len(approvers)))
+    tokens = tokens_out(sfn, execution_arn, len(approvers))
     windows = []
     for approver, kind in answers:
         opened = utc_now()
@@ -289,7 +288,7 @@ def approved_by_all_with_comments(sfn: Any, quorum: Stack, count: int,
     approvers = [f"approver-{i:02d}" for i in range(1, count + 1)]
     execution_arn = start_approval(sfn, quorum.outputs["StateMachineArn"], approvers, quorum=count,
                                    timeout_seconds=300)
-    tokens = live_tokens(requests_out(sfn, execution_arn, count))
+    tokens = tokens_out(sfn, execution_arn, count)
     at_once(lambda a: sfn.send_task_success(taskToken=tokens[a], output=json.dumps(
         with_comment("approve", comment_of(a)))), approvers)
     execution = ended(sfn, execution_arn)
@@ -351,7 +350,7 @@ class Faulty:
         """Start it; each approver's task token."""
         start_approval(self.sfn, self.machine, self.approvers, quorum=self.quorum, timeout_seconds=3600,
                        name=self.name)
-        return live_tokens(requests_out(self.sfn, self.arn, len(self.approvers)))
+        return tokens_out(self.sfn, self.arn, len(self.approvers))
 
     def in_tally(self, approver: str) -> None:
         wait_until_recorded(self.cloud.client("dynamodb"), self.stack.outputs["TableName"], self.arn, approver)

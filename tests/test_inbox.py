@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from endpoint import client
-from support import ended, live_tokens, requests_out
+from support import ended, tokens_out
 
 from earlyexit.polling import wait_until
 
@@ -144,7 +144,7 @@ class Inbox:
 
     def tokens(self, execution_arn: str, count: int) -> dict[str, str]:
         """approver -> task token, once ``count`` approvers are asked (what the inbox must never show)."""
-        return live_tokens(requests_out(self.client("stepfunctions"), execution_arn, count))
+        return tokens_out(self.client("stepfunctions"), execution_arn, count)
 
 
 @pytest.fixture(scope="module")

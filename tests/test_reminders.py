@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from support import ended, live_tokens, requests_out, send_answer, wait_until_counted, wait_until_recorded
+from support import ended, send_answer, tokens_out, wait_until_counted, wait_until_recorded
 
 from earlyexit import engine, states
 from earlyexit.approvals import send_at_once, start_approval
@@ -247,7 +247,7 @@ def _play(cloud: Cloud, stacks: dict[str, Stack], plan: Plan) -> Played:
     stack = stacks[plan.pattern]
     arn = start_approval(sfn, stack.outputs["StateMachineArn"], plan.approvers, request=REQUEST, quorum=plan.quorum,
                          timeout_seconds=plan.timeout_seconds, reminder_seconds=plan.reminder_seconds)
-    tokens = live_tokens(requests_out(sfn, arn, len(plan.approvers), timeout=30))
+    tokens = tokens_out(sfn, arn, len(plan.approvers), timeout=30)
     if plan.act is not None:
         plan.act(sfn, ddb, stack.outputs.get("TableName", ""), arn, tokens)
     execution = ended(sfn, arn, timeout=plan.timeout_seconds + 30)
@@ -526,7 +526,7 @@ def test_a_round_that_cannot_be_sent_is_skipped_and_the_execution_ends_as_the_ru
     faults.wait_fired(state=state, execution_arn=arn, count=attempts, timeout=20)
     faults.remove(rule)
     wait_for_round(sfn, arn, 2)
-    tokens = live_tokens(requests_out(sfn, arn, len(approvers)))
+    tokens = tokens_out(sfn, arn, len(approvers))
     if pattern == "either-or":
         send_answer(sfn, tokens["bob"], "reject")
     else:

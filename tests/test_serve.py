@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from endpoint import READY_TIMEOUT, client, serving
-from support import described_end, ended, live_tokens, record, requests_out, tally, timeless
+from support import described_end, ended, record, tally, timeless, tokens_out
 
 from earlyexit.patterns import PATTERNS, STACKS, stack_folder
 from earlyexit.polling import wait_until
@@ -70,7 +70,7 @@ def test_either_or_approval_with_plain_boto3_ends_approved_by_the_approver(serve
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
-    _decide(url, live_tokens(requests_out(sfn, arn, 2))["bob"], "approve")
+    _decide(url, tokens_out(sfn, arn, 2)["bob"], "approve")
     output = _outcome(sfn, arn)
     assert timeless(output) == {"outcome": "APPROVED", "pattern": "either-or", "request": {"laptop": "14-inch"},
                                 "approvals": ["bob"], "rejections": [], "decisions": record([("bob", "approve")]),
@@ -81,7 +81,7 @@ def test_quorum_two_of_three_approvals_end_approved_and_are_tallied_in_dynamodb(
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["quorum"]["StateMachineArn"], ["alice", "bob", "carol"], quorum=2)
-    tokens = live_tokens(requests_out(sfn, arn, 3))
+    tokens = tokens_out(sfn, arn, 3)
     _decide(url, tokens["alice"], "approve")
     _decide(url, tokens["carol"], "approve")
     output = _outcome(sfn, arn)
@@ -97,7 +97,7 @@ def test_a_decision_after_the_outcome_is_refused_with_task_timed_out(server: End
     url, stacks, _ = server
     sfn = client(url, "stepfunctions")
     arn = _start(url, stacks["either-or"]["StateMachineArn"], ["alice", "bob"])
-    tokens = live_tokens(requests_out(sfn, arn, 2))
+    tokens = tokens_out(sfn, arn, 2)
     _decide(url, tokens["alice"], "reject")
     assert _outcome(sfn, arn)["outcome"] == "REJECTED"
     with pytest.raises(ClientError) as refused:
