@@ -53,10 +53,11 @@ def test_the_installed_wheel_runs_the_demo_from_another_directory(wheel: Path, t
     where = subprocess.run([sys.executable, "-c", "import earlyexit; print(earlyexit.__file__)"], cwd=elsewhere,
                            env=env, capture_output=True, text=True, timeout=60, check=True)
     assert Path(where.stdout.strip()).is_relative_to(site)
-    demo = subprocess.run([sys.executable, "-m", "earlyexit", "demo", "either-or"], cwd=elsewhere, env=env,
+    demo = subprocess.run([sys.executable, "-m", "earlyexit", "demo", "quorum"], cwd=elsewhere, env=env,
                           capture_output=True, text=True, timeout=120)
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert "APPROVED" in demo.stdout and "REJECTED" in demo.stdout
+    assert "alice approves in the inbox" in demo.stdout  # the inbox's stack and functions, from the wheel
 
 
 def test_a_stack_folder_is_found_through_the_package_whatever_the_working_directory(

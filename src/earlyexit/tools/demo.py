@@ -114,14 +114,15 @@ class _PageText(HTMLParser):
         return re.sub(r"\n\s*\n+", "\n", "".join(parser.parts)).strip()
 
 
-def _inbox_demo(cloud: EmbeddedCloud, state_machine_arn: str) -> None:
-    """One approval answered the way a person does: the notification, the page, the answer."""
+def _inbox_demo(cloud: EmbeddedCloud, pattern: str, state_machine_arn: str) -> None:
+    """One approval answered the way a person does: the notification, the page, the answer (alice's approval
+    settles it: on quorum, a quorum of 1)."""
     out = console()
     outputs, queue_url = deploy_inbox(cloud)
     out.print(Rule(f"[bold]inbox[/bold]: {outputs['InboxUrl']}"))
     sfn, sqs = cloud.client("stepfunctions"), cloud.client("sqs")
     arn = start_approval(sfn, state_machine_arn, ("alice", "bob"), request={"item": "laptop", "price": 1499},
-                         quorum=None, timeout_seconds=3600)
+                         quorum=1 if pattern == "quorum" else None, timeout_seconds=3600)
 
     def alice_s_mail() -> dict[str, Any] | None:
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
@@ -153,7 +154,7 @@ def run_demo(patterns: Iterable[str]) -> None:
     out = console()
     with embedded_cloud() as cloud:
         sfn = cloud.client("stepfunctions")
-        first = None
+        first: tuple[str, str] | None = None
         for pattern in patterns:
             stack = cloud.deploy(pattern, stack_name=stack_folder(pattern).default_stack_name)
             out.print(Rule(f"[bold]{pattern}[/bold]: {stack.outputs['StateMachineName']}"))
@@ -162,6 +163,6 @@ def run_demo(patterns: Iterable[str]) -> None:
                 executions = list(pool.map(partial(_play, sfn, stack.outputs["StateMachineArn"]), scenarios))
             for scenario, execution in zip(scenarios, executions, strict=True):
                 render_execution(execution, title=scenario.title)
-            first = first or stack.outputs["StateMachineArn"]
+            first = first or (pattern, stack.outputs["StateMachineArn"])
         if first:
-            _inbox_demo(cloud, first)
+            _inbox_demo(cloud, *first)
