@@ -63,8 +63,8 @@ pytestmark = pytest.mark.engine
 
 APPROVERS = ("alice", "bob", "carol")
 SETTLES_BY_ANSWERS = 360_000  # timeoutSeconds (at the tests' 1/100 scale: one hour) when the answers settle it
-SETTLES_AT_DEADLINE = (1_000, 3_000, 6_000)  # timeoutSeconds (scaled: 10 s, then longer if it overtook the answers)
-# when only the deadline can end it
+# timeoutSeconds when only the deadline can end it (scaled: 10 s, then 30 s and 60 s if it overtook the answers)
+SETTLES_AT_DEADLINE = (1_000, 3_000, 6_000)
 LOST_WRITE = Fault.lost_response("InternalServerError", cause="We encountered an internal error. Please try again.")
 LOST_EVENT = Fault.lost_response("InternalException", cause="The event was accepted, the response lost.")
 HELD = Fault.hold(deadline=60)

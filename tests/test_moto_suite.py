@@ -327,7 +327,8 @@ def moto_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                 out.mkdir(exist_ok=True)
                 runs = _run_both(root, out, [] if _docker_reachable() else list(NEEDS_DOCKER))
             except (pytest.fail.Exception, pytest.skip.Exception) as ended:  # the other worker ends the same way
-                results.write_text(json.dumps({"ended": str(ended.msg), "skip": isinstance(ended, pytest.skip.Exception)}))
+                skipped = isinstance(ended, pytest.skip.Exception)
+                results.write_text(json.dumps({"ended": str(ended.msg), "skip": skipped}))
                 raise
             results.write_text(json.dumps({"plain": {k: vars(v) for k, v in runs.plain.items()},
                                            "fixed": {k: vars(v) for k, v in runs.fixed.items()},
