@@ -93,8 +93,9 @@ def flow_done(sfn: Any, execution_arn: str, approver: str) -> bool:
 
 def wait_until_counted(sfn: Any, execution_arn: str, approver: str, timeout: float = 20) -> None:
     """Wait until ``approver``'s decision is counted, as people answer one after the other."""
+    time.sleep(0.02)  # an answer is a few state transitions from being counted: a look at once finds nothing
     wait_until(lambda: flow_done(sfn, execution_arn, approver), timeout=timeout,
-               what=f"{approver}'s decision to be counted in {execution_arn}")
+               what=f"{approver}'s decision to be counted in {execution_arn}", first_pause=0.03)
 
 
 @dataclass(frozen=True)
