@@ -334,11 +334,17 @@ def test_status_watch_shows_who_is_pending_then_ends_at_the_outcome(sfn: Any, qu
 # -- demo -----------------------------------------------------------------------------------------
 
 
-def test_demo_shows_every_scenario_s_outcome_within_80_columns() -> None:
+@pytest.fixture(scope="module")
+def demo_output() -> str:
+    """`earlyexit demo` (both patterns, then an approval answered in the inbox) at 80 columns, run once."""
     result = subprocess.run([sys.executable, "-m", "earlyexit", "demo"], capture_output=True, text=True, timeout=180,
                             env={**os.environ, "COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout
+
+
+def test_demo_shows_every_scenario_s_outcome_within_80_columns(demo_output: str) -> None:
+    lines = demo_output.splitlines()
     # A link is never cut: it may be longer than the terminal, on a line of its own.
     assert [line for line in lines if len(line.rstrip()) > 80 and not re.fullmatch(r"https?://\S+", line)] == []
     titles = [scenario.title for scenarios in SCENARIOS.values() for scenario in scenarios]
@@ -347,11 +353,8 @@ def test_demo_shows_every_scenario_s_outcome_within_80_columns() -> None:
     assert len(outcomes) == len(titles) + 1  # and the approval answered in the inbox
 
 
-def test_demo_shows_a_notification_the_page_it_links_and_the_answer_given_there() -> None:
-    result = subprocess.run([sys.executable, "-m", "earlyexit", "demo", "either-or"], capture_output=True,
-                            text=True, timeout=180, env={**os.environ, "COLUMNS": "80"})
-    assert result.returncode == 0, result.stderr
-    lines = [line.rstrip() for line in result.stdout.splitlines()]
+def test_demo_shows_a_notification_the_page_it_links_and_the_answer_given_there(demo_output: str) -> None:
+    lines = [line.rstrip() for line in demo_output.splitlines()]
     assert "Mail to alice - Approval requested: either-or" in lines
     assert any(re.fullmatch(r"http://127\.0\.0\.1:\d+/execute-api/\w+/requests/[\w-]{32}", line) for line in lines)
     assert "Approver: alice" in lines and " [Approve] [Reject]" in lines

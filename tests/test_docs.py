@@ -109,7 +109,10 @@ def _error_names(states: dict[str, Any]) -> set[str]:
         for handler in state.get("Retry", []) + state.get("Catch", []):
             names.update(handler["ErrorEquals"])
         error = state.get("Error", "")
-        names.update(re.findall(r"(?:^{%|[?:])\s*'([A-Z][A-Za-z.]*)'", error) if error.startswith("{%") else [error] if error else [])
+        if error.startswith("{%"):  # the names the expression can result in
+            names.update(re.findall(r"(?:^{%|[?:])\s*'([A-Z][A-Za-z.]*)'", error))
+        elif error:
+            names.add(error)
         for branch in state.get("Branches", []):
             names |= _error_names(branch["States"])
         if "ItemProcessor" in state:

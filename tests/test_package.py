@@ -64,7 +64,8 @@ def test_a_stack_folder_is_found_through_the_package_whatever_the_working_direct
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for stack in STACKS:
-        assert (stack_folder(stack).path / "template.yaml").read_bytes() == (ROOT / stack / "template.yaml").read_bytes()
+        shipped = stack_folder(stack).path / "template.yaml"
+        assert shipped.read_bytes() == (ROOT / stack / "template.yaml").read_bytes()
 
 
 def _imported_top_level_modules() -> set[str]:
