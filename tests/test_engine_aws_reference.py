@@ -57,6 +57,15 @@ def run(sfn: Any, role_arn: str, definition: dict[str, Any], execution_input: An
     return described_end(sfn, execution)
 
 
+def assert_documented_result(described: dict[str, Any], case: Case) -> None:
+    """The execution ended as the documentation says: its output, or FAILED with the documented error."""
+    if case.error is None:
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        assert json.loads(described["output"]) == case.output
+    else:
+        assert (described["status"], described.get("error")) == ("FAILED", case.error)
+
+
 def one(state: dict[str, Any], *, language: str = "JSONPath") -> dict[str, Any]:
     """A machine of the one state ``state`` (made terminal)."""
     return {"QueryLanguage": language, "StartAt": "S", "States": {"S": {**state, "End": True}}}
@@ -199,12 +208,7 @@ def _processing_url(name: str) -> str:
 @pytest.mark.parametrize("case", _cases(INTRINSIC_CASES, INTRINSICS) + [
     _param(case, name, _processing_url(name)) for name, case in PROCESSING_CASES.items()])
 def test_documented_jsonpath_example_gives_the_documented_result(sfn: Any, role_arn: str, case: Case) -> None:
-    described = run(sfn, role_arn, case.definition, case.given)
-    if case.error is None:
-        assert described["status"] == "SUCCEEDED", described.get("cause")
-        assert json.loads(described["output"]) == case.output
-    else:
-        assert (described["status"], described.get("error")) == ("FAILED", case.error)
+    assert_documented_result(run(sfn, role_arn, case.definition, case.given), case)
 
 
 @pytest.mark.parametrize("expression", ["States.MathRandom($.start, $.end)", "States.MathRandom($.start, $.end, 42)"])
@@ -597,13 +601,9 @@ JSONATA_CASES = {
     for name, case in JSONATA_CASES.items()])
 def test_documented_jsonata_example_gives_the_documented_result(sfn: Any, role_arn: str, case: Case) -> None:
     described = run(sfn, role_arn, case.definition, case.given)
-    if case.error is None:
-        assert described["status"] == "SUCCEEDED", described.get("cause")
-        assert json.loads(described["output"]) == case.output
-    else:
-        assert (described["status"], described.get("error")) == ("FAILED", case.error)
-        if case.cause is not None:
-            assert described["cause"] == case.cause
+    assert_documented_result(described, case)
+    if case.error is not None and case.cause is not None:
+        assert described["cause"] == case.cause
 
 
 # -- Distributed Map (state-map-distributed.html): tolerated failures and the item reader ----------------------

@@ -109,6 +109,18 @@ class Patcher:
             self.missing.append(f"{_label(owner)}.{name} (expected absent: it would be replaced, not added)")
         self.steps.append(_Patch(self.fix, owner, name, value))
 
+    def serialise(self, owner: type, names: Iterable[str], lock: threading.RLock) -> None:
+        """Replace each method ``names`` of ``owner`` by one that runs it holding ``lock``: operations that moto
+        does not guard against one another become atomic with respect to each other."""
+        for name in names:
+            original = self.original(owner, name)
+
+            def serialised(instance: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+                with lock:
+                    return _original(instance, *args, **kwargs)
+
+            self.replace(owner, name, serialised)
+
     def hook(self, apply: Callable[[], None], undo: Callable[[], None]) -> None:
         """Run ``apply`` at install (in order with the patches) and ``undo`` at uninstall."""
         self.steps.append(_Hook(self.fix, apply, undo))

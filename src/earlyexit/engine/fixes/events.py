@@ -11,8 +11,7 @@ with a rule of its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moto.events.models import EventsBackend
 
@@ -33,12 +32,4 @@ def event_rules_thread_safe(p: Patcher) -> None:
     Test: tests/test_engine_queues.py::test_events_put_while_rules_come_and_go_are_all_matched_without_an_error
     https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
     """
-    lock = threading.RLock()
-    for name in _RULE_OPERATIONS:
-        original = p.original(EventsBackend, name)
-
-        def serialised(self: EventsBackend, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        p.replace(EventsBackend, name, serialised)
+    p.serialise(EventsBackend, _RULE_OPERATIONS, threading.RLock())

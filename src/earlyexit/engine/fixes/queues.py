@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moto.sqs.models import SQSBackend
@@ -34,14 +33,7 @@ def queue_operations_thread_safe(p: Patcher) -> None:
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
     """
     lock = threading.RLock()
-    for name in _MESSAGE_OPERATIONS:
-        original = p.original(SQSBackend, name)
-
-        def serialised(self: SQSBackend, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        p.replace(SQSBackend, name, serialised)
+    p.serialise(SQSBackend, _MESSAGE_OPERATIONS, lock)
     receive = p.original(SQSBackend, "receive_message")
 
     def receive_message(self: SQSBackend, queue_name: str, count: int, wait_seconds_timeout: int,
