@@ -26,7 +26,7 @@ from earlyexit import engine, states
 from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.errors import WaitTimeout
-from earlyexit.history import Execution, history_events, state_transitions
+from earlyexit.history import Execution, history_events, requests_sent, state_transitions
 from earlyexit.local import Cloud, Stack
 from earlyexit.polling import wait_until
 from earlyexit.rules import check_input
@@ -228,8 +228,9 @@ PLANS: dict[str, Plan] = {
                                                  act=_one_after_the_other(("alice", 1), ("carol", 0))),
     "quorum 2 of 3 approved, no reminders": Plan("quorum", THREE, 60, quorum=2,
                                                  act=_one_after_the_other(("alice", 0), ("bob", 0))),
-    "quorum of 40 silent, 3 s, every 1 s": Plan("quorum", FORTY, 3, 1, quorum=40),
-    "quorum of 40 silent, 3 s, no reminders": Plan("quorum", FORTY, 3, quorum=40),
+    # Long enough for all 40 requests to be out before the deadline, however loaded the machine.
+    "quorum of 40 silent, 8 s, every 3 s": Plan("quorum", FORTY, 8, 3, quorum=40),
+    "quorum of 40 silent, 8 s, no reminders": Plan("quorum", FORTY, 8, quorum=40),
     "quorum of 40, 15 then 16 approve": Plan("quorum", FORTY, 16, 5, quorum=40,  # 6 s to answer after round 2
                                              act=_approve_after_round(1, FORTY[:15], FORTY[15:31])),
 }
@@ -596,7 +597,8 @@ def test_a_slow_round_pushes_neither_the_later_rounds_nor_the_deadline_back(
 def test_the_most_rounds_of_the_largest_board_keep_the_history_within_step_functions_quota(
         played: dict[str, Played]) -> None:
     """Forty approvers, the rounds measured; at most MAX_ROUNDS rounds (the README's figure) fit the quota."""
-    play, twin = played["quorum of 40 silent, 3 s, every 1 s"], played["quorum of 40 silent, 3 s, no reminders"]
+    play, twin = played["quorum of 40 silent, 8 s, every 3 s"], played["quorum of 40 silent, 8 s, no reminders"]
+    assert len(requests_sent(play.events)) == len(requests_sent(twin.events)) == 40  # they differ by the rounds alone
     per_round = (len(play.events) - len(twin.events)) / len(play.rounds)
     events = len(twin.events) + MAX_ROUNDS * per_round
     assert events <= HISTORY_QUOTA, f"{events:,.0f} history events ({per_round:g} per round)"
