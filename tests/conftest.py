@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from endpoint import serving
+from support import waits_at
 from templates import state_machine_role, translated
 
-from earlyexit import engine
 from earlyexit.engine import FaultInjector
 from earlyexit.local import Cloud, Stack, embedded_cloud
 from earlyexit.patterns import PATTERNS, stack_folder
@@ -74,10 +74,8 @@ def served() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def scaled_waits() -> Iterator[None]:
     """Wait states and Retry intervals (1, 2, 4, 8, 10 s) at 1/100 of their length (embedded engine only)."""
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.01)
-    yield
-    engine.set_wait_time_scale(previous)
+    with waits_at(0.01):
+        yield
 
 
 @pytest.fixture

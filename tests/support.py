@@ -6,15 +6,16 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from earlyexit import history, states
+from earlyexit import engine, history, states
 from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.history import Execution, history_events, read_execution
 from earlyexit.polling import wait_until
@@ -214,6 +215,17 @@ def _answered_before(sfn: Any, state_machine_arn: str, approvers: Sequence[str],
     if deadline_passed_before(sfn, arn, counted):
         raise Overtaken(arn)
     return execution
+
+
+@contextmanager
+def waits_at(scale: float) -> Iterator[None]:
+    """Wait states and Retry intervals at ``scale`` times their length while the block runs (embedded engine)."""
+    previous = engine.wait_time_scale()
+    engine.set_wait_time_scale(scale)
+    try:
+        yield
+    finally:
+        engine.set_wait_time_scale(previous)
 
 
 def unique(name: str) -> str:

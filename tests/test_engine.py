@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import described_end, play
+from support import described_end, play, waits_at
 
-from earlyexit import engine
 from earlyexit.engine import evaluate_jsonata
 from earlyexit.history import history_events
 from earlyexit.local import Cloud
@@ -444,13 +443,9 @@ def test_wait_time_scale_shortens_wait_states_and_retry_intervals(sfn: Any, mach
                   "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": True},
         "Done": {"Type": "Succeed"},
     }, "Long wait")
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(1e-4)
-    try:
+    with waits_at(1e-4):
         execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
         described = described_end(sfn, execution, timeout=30)
-    finally:
-        engine.set_wait_time_scale(previous)
     assert described["status"] == "SUCCEEDED"
     retries = [e for e in events(sfn, execution) if e["type"] == "TaskFailed"]
     assert len(retries) == 3, "the first attempt and two retries"

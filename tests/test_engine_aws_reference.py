@@ -19,10 +19,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import described_end
+from support import described_end, waits_at
 from test_engine import events
-
-from earlyexit import engine
 
 pytestmark = pytest.mark.engine
 
@@ -411,10 +409,8 @@ def attempts(sfn: Any, execution_arn: str) -> int:
 @pytest.fixture
 def tenth_waits() -> Iterator[None]:
     """Retry intervals at 1/10 of their length."""
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.1)
-    yield
-    engine.set_wait_time_scale(previous)
+    with waits_at(0.1):
+        yield
 
 
 @pytest.mark.parametrize(("max_attempts", "expected"), [(0, 1), (1, 2), (3, 4)])

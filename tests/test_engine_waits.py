@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from support import described_end
-
-from earlyexit import engine
+from support import described_end, waits_at
 
 pytestmark = pytest.mark.engine
 
@@ -72,12 +70,8 @@ def test_a_timestamp_from_the_start_time_is_read_on_the_execution_s_clock_when_w
             "Next": "Done"},
         "Done": {"Type": "Succeed"},
     }, "First")
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.001)
-    try:
+    with waits_at(0.001):
         described = described_end(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"], timeout=30)
-    finally:
-        engine.set_wait_time_scale(previous)
     assert described["status"] == "SUCCEEDED"
     took = described["stopDate"] - described["startDate"]
     assert timedelta(seconds=3.5) < took < timedelta(seconds=5), took

@@ -20,9 +20,18 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from support import ended, send_answer, tokens_out, wait_until_counted, wait_until_recorded
+from support import (
+    Overtaken,
+    beating_the_deadline,
+    ended,
+    send_answer,
+    tokens_out,
+    wait_until_counted,
+    wait_until_recorded,
+    waits_at,
+)
 
-from earlyexit import engine, states
+from earlyexit import states
 from earlyexit.approvals import send_at_once, start_approval
 from earlyexit.engine import Fault, FaultInjector, FaultRule
 from earlyexit.errors import WaitTimeout
@@ -215,7 +224,7 @@ PLANS: dict[str, Plan] = {
     "either-or silent, 3 s, every 2 s": Plan("either-or", ["alice", "bob"], 3, 2),
     "either-or silent, 4 s, every 2 s": Plan("either-or", ["alice", "bob"], 4, 2),  # the 2nd round is the deadline
     "either-or silent, 3 s, no reminders": Plan("either-or", ["alice", "bob"], 3),
-    "either-or approved after round 1": Plan("either-or", ["alice", "bob"], 4, 1, act=_answer("alice", "approve", 1)),
+    "either-or approved after round 1": Plan("either-or", ["alice", "bob"], 8, 2, act=_answer("alice", "approve", 1)),
     "either-or approved, no reminders": Plan("either-or", ["alice", "bob"], 60, act=_answer("alice", "approve")),
     "either-or approved before any round": Plan("either-or", ["alice", "bob"], 60, 30,
                                                 act=_answer("bob", "reject")),
@@ -239,14 +248,8 @@ PLANS: dict[str, Plan] = {
 @pytest.fixture
 def thousandfold_waits() -> Iterator[None]:
     """Wait states and Retry intervals at 1/1000 of their length (embedded engine only)."""
-    previous = engine.wait_time_scale()
-    engine.set_wait_time_scale(0.001)
-    yield
-    engine.set_wait_time_scale(previous)
-
-
-class Overtaken(Exception):
-    """The deadline passed before the plan's answers were in: the run proves nothing (a loaded machine)."""
+    with waits_at(0.001):
+        yield
 
 
 def _play_once(cloud: Cloud, stack: Stack, plan: Plan) -> Played:
@@ -268,14 +271,12 @@ def _play_once(cloud: Cloud, stack: Stack, plan: Plan) -> Played:
 
 def _play(cloud: Cloud, stacks: dict[str, Stack], plan: Plan) -> Played:
     """Play ``plan``; one the deadline overtook is played again with every time doubled (the same rounds)."""
-    for times in (1, 2, 4):
-        slower = replace(plan, timeout_seconds=plan.timeout_seconds * times,
-                         reminder_seconds=plan.reminder_seconds and plan.reminder_seconds * times)
-        try:
-            return _play_once(cloud, stacks[plan.pattern], slower)
-        except Overtaken:
-            continue
-    raise AssertionError(f"the deadline overtook the answers even with the times x4: {plan}")
+    def at(timeout_seconds: int) -> Played:
+        reminder_seconds = plan.reminder_seconds and plan.reminder_seconds * timeout_seconds // plan.timeout_seconds
+        return _play_once(cloud, stacks[plan.pattern],
+                          replace(plan, timeout_seconds=timeout_seconds, reminder_seconds=reminder_seconds))
+
+    return beating_the_deadline(at, [plan.timeout_seconds * times for times in (1, 2, 4)])
 
 
 @pytest.fixture(scope="module")
